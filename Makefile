@@ -1,0 +1,66 @@
+# Entry points. `make lab` brings up a local 3-member cluster; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PYTHON    ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Versions the mirror holds: the lab default plus the ones tests and benches use.
+ETCD_VERSION    ?= 3.5.30
+MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
+LAB_INVENTORY   ?= inventories/lab/hosts.yml
+MOLECULE_SCENARIOS ?= default
+
+.PHONY: help venv engine image mirror hosts lab status lab-destroy lint unit molecule test bench
+
+help:
+	@echo "make lab          local 3-member etcd lab over SSH (sets everything up)"
+	@echo "make status       status table of the lab cluster"
+	@echo "make lab-destroy  remove the lab containers (keeps .lab/ with the CA)"
+	@echo "make test         lint, unit tests and molecule scenarios"
+	@echo "make bench        provisioning benchmark (cold and re-run)"
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+engine:
+	lab/engine.sh
+
+image: engine
+	lab/image.sh
+
+mirror:
+	lab/mirror.sh $(MIRROR_VERSIONS)
+
+hosts: image
+	lab/up.sh
+
+lab: venv mirror hosts
+	ETCD_VERSION=$(ETCD_VERSION) ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+
+status: venv
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/status.yml
+
+lab-destroy:
+	lab/down.sh
+
+lint: venv
+	yamllint -s .
+	ansible-lint --profile production
+
+unit: venv
+	pytest -q tests/unit
+
+molecule: venv mirror image
+	set -e; for s in $(MOLECULE_SCENARIOS); do molecule test -s $$s; done
+
+test: lint unit molecule
+
+bench: venv mirror hosts
+	bench/provision.sh

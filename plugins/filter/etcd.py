@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+"""Filters for the etcd roles: version rules, inventory checks, config rendering."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Mapping, Sequence
+
+from ansible.errors import AnsibleFilterError
+
+# Controller-side plugins share the pure-Python rules with modules; load them
+# from the repository's module_utils folder beside this one.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in sys.path:
+    sys.path.insert(0, _MODULE_UTILS)
+
+import etcd_config  # noqa: E402
+import etcd_inventory  # noqa: E402
+import etcd_plan  # noqa: E402
+import etcd_versions  # noqa: E402
+
+
+def etcd_version_problem(version: Any) -> str:
+    """Empty string when the version is deployable, else why not and what to do."""
+    return etcd_versions.version_problem(version) or ""
+
+
+def etcd_version_warnings(version: Any) -> list[str]:
+    return [] if etcd_versions.version_problem(version) else etcd_versions.version_warnings(version)
+
+
+def etcd_arch(machine: str) -> str:
+    """Release architecture for ansible_architecture, or '' when none exists (preflight reports it)."""
+    return etcd_versions.ARCH_MAP.get(str(machine), "")
+
+
+def etcd_tarball(version: Any, arch: str) -> str:
+    return etcd_versions.tarball_name(etcd_versions.parse_version(version), arch)
+
+
+def etcd_release_checksum(sums_text: str, filename: str) -> str:
+    """Pick one file's SHA-256 out of a release SHA256SUMS text."""
+    for line in sums_text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == filename:
+            digest = parts[0].lower()
+            if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+                return digest
+    raise AnsibleFilterError(
+        "%s is not listed in the release's SHA256SUMS: check etcd_version, the architecture "
+        "and etcd_release_mirror" % filename
+    )
+
+
+def etcd_version_facts(version: Any) -> dict[str, Any]:
+    """Feature switches the roles branch on, computed in one place."""
+    parsed = etcd_versions.parse_version(version)
+    return {
+        "version": str(parsed),
+        "minor": parsed.minor_line,
+        "has_etcdutl": etcd_versions.has_etcdutl(parsed),
+        "has_livez": etcd_versions.has_livez(parsed),
+        "tls_min_version": etcd_versions.supports_tls_min_version(parsed),
+    }
+
+
+def etcd_preflight_report(members: Sequence[Mapping[str, Any]], allow_even: bool = False,
+                          group: str = "etcd") -> dict[str, list[str]]:
+    return etcd_inventory.preflight_report(members, allow_even=allow_even, group=group)
+
+
+def etcd_timing_problems(heartbeat_ms: Any, election_ms: Any) -> list[str]:
+    try:
+        return etcd_config.timing_problems(int(heartbeat_ms), int(election_ms))
+    except (TypeError, ValueError):
+        return ["etcd_heartbeat_interval and etcd_election_timeout must be whole milliseconds"]
+
+
+def etcd_initial_cluster(members: Sequence[Mapping[str, Any]], peer_port: int = 2380) -> str:
+    return etcd_config.initial_cluster(members, peer_port)
+
+
+def etcd_member_config(settings: Mapping[str, Any], version: Any) -> dict[str, Any]:
+    try:
+        return etcd_config.render(settings, str(version))
+    except (KeyError, ValueError) as exc:
+        raise AnsibleFilterError("cannot render the etcd configuration: %s" % exc)
+
+
+def etcd_rolling_order(hosts: Sequence[str], names: Mapping[str, str], status: Mapping[str, Any]) -> list[str]:
+    return etcd_plan.rolling_order(hosts, names, status)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "etcd_version_problem": etcd_version_problem,
+            "etcd_version_warnings": etcd_version_warnings,
+            "etcd_version_facts": etcd_version_facts,
+            "etcd_arch": etcd_arch,
+            "etcd_tarball": etcd_tarball,
+            "etcd_release_checksum": etcd_release_checksum,
+            "etcd_preflight_report": etcd_preflight_report,
+            "etcd_timing_problems": etcd_timing_problems,
+            "etcd_initial_cluster": etcd_initial_cluster,
+            "etcd_member_config": etcd_member_config,
+            "etcd_rolling_order": etcd_rolling_order,
+        }

@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+"""Render an etcd member's YAML configuration for its exact version.
+
+etcd reads either a YAML file or flags, never both, so the whole member
+configuration lives here. Keys differ between 3.4, 3.5 and 3.6; the unit
+tests check every emitted key against each version's own key list.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+try:  # Ansible runtime: module_utils are importable under ansible.module_utils.
+    from ansible.module_utils.etcd_versions import (
+        Version,
+        at_least,
+        default_snapshot_count,
+        parse_version,
+        supports_tls_min_version,
+    )
+except ImportError:  # pragma: no cover - plain pytest imports it directly
+    from etcd_versions import (  # type: ignore[no-redef]
+        Version,
+        at_least,
+        default_snapshot_count,
+        parse_version,
+        supports_tls_min_version,
+    )
+
+MAX_ELECTION_MS = 50000
+
+
+def _https(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):  # bare IPv6 literal
+        host = "[%s]" % host
+    return "https://%s:%d" % (host, port)
+
+
+def initial_cluster(members: list[Mapping[str, Any]], peer_port: int = 2380) -> str:
+    """'name=https://addr:2380,...' in the given order; every member must render it identically."""
+    return ",".join(
+        "%s=%s" % (m["name"], _https(str(m["address"]), int(m.get("peer_port", peer_port))))
+        for m in members
+    )
+
+
+def timing_problems(heartbeat_ms: int, election_ms: int) -> list[str]:
+    """etcd refuses to start on these; catch them before any host changes."""
+    problems = []
+    if heartbeat_ms <= 0 or election_ms <= 0:
+        problems.append("etcd_heartbeat_interval and etcd_election_timeout must be positive milliseconds")
+    elif 5 * heartbeat_ms > election_ms:
+        problems.append(
+            "etcd_election_timeout (%d ms) must be at least 5 x etcd_heartbeat_interval (%d ms): "
+            "raise the election timeout to %d or more" % (election_ms, heartbeat_ms, 5 * heartbeat_ms)
+        )
+    if election_ms > MAX_ELECTION_MS:
+        problems.append(
+            "etcd_election_timeout (%d ms) is above etcd's limit of %d ms" % (election_ms, MAX_ELECTION_MS)
+        )
+    return problems
+
+
+def _tls_block(settings: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    pki = settings["pki_dir"]
+    return {
+        "cert-file": "%s/%s.crt" % (pki, prefix),
+        "key-file": "%s/%s.key" % (pki, prefix),
+        "trusted-ca-file": "%s/ca.crt" % pki,
+        # mTLS everywhere: a client or peer without a certificate from our CA is refused.
+        "client-cert-auth": True,
+    }
+
+
+def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
+    """Return the YAML configuration (as a dict) for one member.
+
+    settings keys: name, address, client_port, peer_port, data_dir, pki_dir,
+    initial_cluster, initial_cluster_token, initial_cluster_state,
+    heartbeat_interval, election_timeout; optional: wal_dir, snapshot_count,
+    quota_backend_bytes, auto_compaction_mode, auto_compaction_retention,
+    tls_min_version, cipher_suites, log_level, listen_metrics_urls, metrics,
+    extra (dict merged last, for keys this renderer does not manage).
+    """
+    version: Version = parse_version(version_text)
+    address = str(settings["address"])
+    client_port = int(settings.get("client_port", 2379))
+    peer_port = int(settings.get("peer_port", 2380))
+    client_url = _https(address, client_port)
+    peer_url = _https(address, peer_port)
+    listen_clients = [client_url]
+    if address not in ("127.0.0.1", "localhost"):
+        # Local etcdctl and health probes dial loopback; still TLS with client certs.
+        listen_clients.append(_https("127.0.0.1", client_port))
+
+    config: dict[str, Any] = {
+        "name": settings["name"],
+        "data-dir": settings["data_dir"],
+        "listen-peer-urls": peer_url,
+        "listen-client-urls": ",".join(listen_clients),
+        "advertise-client-urls": client_url,
+        "initial-advertise-peer-urls": peer_url,
+        "initial-cluster": settings["initial_cluster"],
+        "initial-cluster-token": settings["initial_cluster_token"],
+        "initial-cluster-state": settings.get("initial_cluster_state", "new"),
+        "heartbeat-interval": int(settings["heartbeat_interval"]),
+        "election-timeout": int(settings["election_timeout"]),
+        "snapshot-count": int(settings.get("snapshot_count") or default_snapshot_count(version)),
+        "quota-backend-bytes": int(settings.get("quota_backend_bytes") or 2 * 1024**3),
+        "auto-compaction-mode": settings.get("auto_compaction_mode") or "periodic",
+        "auto-compaction-retention": str(settings.get("auto_compaction_retention") or "10h"),
+        "strict-reconfig-check": True,
+        # 3.4 defaults pre-vote to false; a rejoining partitioned member must not depose a healthy leader.
+        "pre-vote": True,
+        # 3.4 defaults to capnslog; zap to stderr gives the same structured journal lines everywhere.
+        "logger": "zap",
+        "log-outputs": ["stderr"],
+        "log-level": settings.get("log_level") or "info",
+        "metrics": settings.get("metrics") or "basic",
+        "client-transport-security": _tls_block(settings, "server"),
+        "peer-transport-security": _tls_block(settings, "peer"),
+    }
+    if settings.get("wal_dir"):
+        config["wal-dir"] = settings["wal_dir"]
+    if settings.get("listen_metrics_urls"):
+        config["listen-metrics-urls"] = ",".join(settings["listen_metrics_urls"])
+    if supports_tls_min_version(version):
+        config["tls-min-version"] = settings.get("tls_min_version") or "TLS1.2"
+    if settings.get("cipher_suites"):
+        config["cipher-suites"] = list(settings["cipher_suites"])
+
+    # Detect a corrupted member at start and between members at runtime.
+    if at_least(version, "3.6", 0):
+        config["feature-gates"] = "InitialCorruptCheck=true,CompactHashCheck=true"
+    else:
+        config["experimental-initial-corrupt-check"] = True
+        if at_least(version, "3.5", 5):
+            config["experimental-compact-hash-check-enabled"] = True
+
+    config.update(dict(settings.get("extra") or {}))
+    return config
+
+
+def emitted_keys(config: Mapping[str, Any]) -> list[str]:
+    """Every key the file sets, nested transport-security keys included (for tests and diffs)."""
+    keys = []
+    for key, value in config.items():
+        keys.append(key)
+        if key.endswith("-transport-security") and isinstance(value, Mapping):
+            keys.extend(value.keys())
+    return keys
+
