@@ -58,7 +58,7 @@ def version_problem(value: object) -> Optional[str]:
     if (version.major, version.minor) not in SUPPORTED_MINORS:
         return (
             "etcd %s is not supported: this toolkit renders configuration for 3.4, 3.5 and 3.6 only; "
-            "set etcd_version to a 3.4.x, 3.5.x or 3.6.x release" % version
+            "set etcd_version to a 3.4.x, 3.5.x or 3.6.x release" % (version,)
         )
     return None
 
@@ -70,13 +70,13 @@ def version_warnings(value: object) -> list[str]:
     if version.minor_line == "3.5" and version.patch <= 2:
         warnings.append(
             "etcd %s has a known data-corruption bug under load (fixed in 3.5.3+); "
-            "upstream says 3.5.0-3.5.2 are not for production: use 3.5.6 or newer" % version
+            "upstream says 3.5.0-3.5.2 are not for production: use 3.5.6 or newer" % (version,)
         )
     elif version.minor_line == "3.5" and version.patch < 6:
-        warnings.append("etcd %s is below upstream's production minimum 3.5.6" % version)
+        warnings.append("etcd %s is below upstream's production minimum 3.5.6" % (version,))
     if version.minor_line == "3.4":
         if version.patch < 22:
-            warnings.append("etcd %s is below upstream's production minimum 3.4.22" % version)
+            warnings.append("etcd %s is below upstream's production minimum 3.4.22" % (version,))
         warnings.append("etcd 3.4 reached end of life upstream; plan the upgrade to 3.5")
     return warnings
 

@@ -1,0 +1,130 @@
+"""The renderer emits only keys each etcd version knows, and the settings etcd would refuse are caught."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
+
+import etcd_config  # noqa: E402
+from etcd_versions import parse_version  # noqa: E402
+
+FLAGS = Path(__file__).resolve().parents[1] / "reference" / "etcd-flags"
+
+# Keys the renderer only emits from a given patch release on.
+GATED = {
+    "tls-min-version": {"3.4": 25, "3.5": 8},
+    "experimental-compact-hash-check-enabled": {"3.5": 5},
+}
+
+
+def lines(name: str) -> set[str]:
+    return {line.strip() for line in (FLAGS / name).read_text().splitlines() if line.strip()}
+
+
+def settings(**overrides):
+    base = {
+        "name": "m1",
+        "address": "10.0.0.1",
+        "client_port": 2379,
+        "peer_port": 2380,
+        "data_dir": "/var/lib/etcd",
+        "pki_dir": "/etc/etcd/pki",
+        "initial_cluster": "m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380,m3=https://10.0.0.3:2380",
+        "initial_cluster_token": "lab",
+        "initial_cluster_state": "new",
+        "heartbeat_interval": 100,
+        "election_timeout": 1000,
+    }
+    base.update(overrides)
+    return base
+
+
+# (version rendered, config-key list, flag list) — exact lists where they exist,
+# otherwise the nearest later patch of the same minor.
+MATRIX = [
+    ("3.4.23", "config-file-keys-3.4.23.txt", "flags-3.4.23.txt"),
+    ("3.5.0", "config-file-keys-3.5.0.txt", "flags-3.5.0.txt"),
+    ("3.5.1", "config-file-keys-3.5.0.txt", "flags-3.5.1.txt"),
+    ("3.5.16", "config-file-keys-3.5.33.txt", "flags-3.5.33.txt"),
+    ("3.5.30", "config-file-keys-3.5.33.txt", "flags-3.5.33.txt"),
+    ("3.5.33", "config-file-keys-3.5.33.txt", "flags-3.5.33.txt"),
+    ("3.6.0", "config-file-keys-3.6.0.txt", "flags-3.6.0.txt"),
+    ("3.6.14", "config-file-keys-3.6.0.txt", "flags-3.6.14.txt"),
+]
+
+
+@pytest.mark.parametrize("version,keys_file,flags_file", MATRIX)
+def test_every_emitted_key_exists_in_that_version(version, keys_file, flags_file):
+    config = etcd_config.render(settings(listen_metrics_urls=["http://127.0.0.1:2381"]), version)
+    known = lines(keys_file)
+    missing = [key for key in etcd_config.emitted_keys(config) if key not in known]
+    assert missing == [], "etcd %s has no config key(s) %s" % (version, missing)
+
+
+@pytest.mark.parametrize("version,keys_file,flags_file", MATRIX)
+def test_every_top_level_key_is_also_a_flag_of_that_version(version, keys_file, flags_file):
+    flags = lines(flags_file)
+    config = etcd_config.render(settings(), version)
+    for key, value in config.items():
+        if key.endswith("-transport-security"):
+            prefix = "peer-" if key.startswith("peer") else ""
+            for inner in value:
+                assert "--" + prefix + inner in flags, (version, key, inner)
+        else:
+            assert "--" + key in flags, (version, key)
+
+
+@pytest.mark.parametrize("version", ["3.4.23", "3.5.0", "3.5.1"])
+def test_gated_keys_absent_before_their_release(version):
+    config = etcd_config.render(settings(), version)
+    parsed = parse_version(version)
+    for key, gates in GATED.items():
+        gate = gates.get(parsed.minor_line)
+        if gate is not None and parsed.patch < gate:
+            assert key not in config
+
+
+def test_tls_and_mtls_everywhere():
+    config = etcd_config.render(settings(), "3.5.30")
+    for block in ("client-transport-security", "peer-transport-security"):
+        assert config[block]["client-cert-auth"] is True
+        assert config[block]["trusted-ca-file"] == "/etc/etcd/pki/ca.crt"
+    urls = [config[k] for k in ("listen-peer-urls", "listen-client-urls", "advertise-client-urls",
+                                "initial-advertise-peer-urls", "initial-cluster")]
+    assert all("http://" not in url for url in urls)
+    assert config["listen-client-urls"] == "https://10.0.0.1:2379,https://127.0.0.1:2379"
+    assert config["tls-min-version"] == "TLS1.2"
+    assert "enable-v2" not in config
+
+
+def test_version_specific_defaults():
+    assert etcd_config.render(settings(), "3.5.30")["snapshot-count"] == 100000
+    assert etcd_config.render(settings(), "3.6.0")["snapshot-count"] == 10000
+    assert etcd_config.render(settings(snapshot_count=5000), "3.6.0")["snapshot-count"] == 5000
+    assert "feature-gates" in etcd_config.render(settings(), "3.6.0")
+    assert "experimental-initial-corrupt-check" not in etcd_config.render(settings(), "3.6.0")
+    assert etcd_config.render(settings(), "3.4.23")["pre-vote"] is True
+
+
+def test_extra_keys_merge_last_and_ipv6_is_bracketed():
+    config = etcd_config.render(settings(address="fd00::1", extra={"log-level": "warn"}), "3.5.30")
+    assert config["log-level"] == "warn"
+    assert config["advertise-client-urls"] == "https://[fd00::1]:2379"
+
+
+def test_initial_cluster_is_identical_and_ordered():
+    members = [{"name": "a", "address": "10.0.0.1"}, {"name": "b", "address": "10.0.0.2"}]
+    assert etcd_config.initial_cluster(members) == "a=https://10.0.0.1:2380,b=https://10.0.0.2:2380"
+
+
+@pytest.mark.parametrize(
+    "heartbeat,election,ok",
+    [(100, 1000, True), (100, 500, True), (100, 499, False), (0, 1000, False), (10000, 50001, False),
+     (10000, 50000, True)],
+)
+def test_timing_rules_match_etcd_startup_checks(heartbeat, election, ok):
+    assert (etcd_config.timing_problems(heartbeat, election) == []) is ok

@@ -1,0 +1,81 @@
+"""Preflight refusals: each names the problem and the fix."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
+
+from etcd_inventory import preflight_report  # noqa: E402
+from etcd_plan import rolling_order  # noqa: E402
+
+
+def member(name, address, **extra):
+    base = {"name": name, "address": address, "version": "3.5.30", "arch": "x86_64",
+            "installed_version": "", "initialized": False}
+    base.update(extra)
+    return base
+
+
+THREE = [member("a", "10.0.0.1"), member("b", "10.0.0.2"), member("c", "10.0.0.3")]
+
+
+def test_good_inventory_passes():
+    assert preflight_report(THREE) == {"problems": [], "warnings": []}
+
+
+def test_even_count_refused_unless_allowed():
+    two = THREE[:2]
+    problems = preflight_report(two)["problems"]
+    assert len(problems) == 1 and "even" in problems[0] and "etcd_allow_even_members" in problems[0]
+    report = preflight_report(two, allow_even=True)
+    assert report["problems"] == [] and "even" in report["warnings"][0]
+
+
+def test_single_member_warns():
+    report = preflight_report(THREE[:1])
+    assert report["problems"] == [] and "no fault tolerance" in report["warnings"][0]
+
+
+def test_duplicates_refused():
+    dup_name = [member("a", "10.0.0.1"), member("a", "10.0.0.2"), member("c", "10.0.0.3")]
+    assert "etcd_member_name" in preflight_report(dup_name)["problems"][0]
+    dup_addr = [member("a", "10.0.0.1"), member("b", "10.0.0.1"), member("c", "10.0.0.3")]
+    problem = preflight_report(dup_addr)["problems"][0]
+    assert "10.0.0.1" in problem and "a, b" in problem and "etcd_address" in problem
+
+
+def test_unknown_version_and_arch_refused():
+    bad = [member("a", "10.0.0.1", version="3.9.9", arch="sparc64"),
+           member("b", "10.0.0.2", version="3.9.9"), member("c", "10.0.0.3", version="3.9.9")]
+    problems = preflight_report(bad)["problems"]
+    assert any("3.9.9" in p and "etcd_version" in p for p in problems)
+    assert any("sparc64" in p and "etcd_arch" in p for p in problems)
+
+
+def test_mixed_versions_and_running_version_change_refused():
+    mixed = [member("a", "10.0.0.1"), member("b", "10.0.0.2", version="3.5.16"), member("c", "10.0.0.3")]
+    assert any("different etcd versions" in p for p in preflight_report(mixed)["problems"])
+    running = [member(n, a, installed_version="3.5.16", initialized=True)
+               for n, a in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3"))]
+    problems = preflight_report(running)["problems"]
+    assert len(problems) == 3 and all("upgrade" in p for p in problems)
+
+
+def test_partial_cluster_refused():
+    partial = [member("a", "10.0.0.1", initialized=True), member("b", "10.0.0.2", initialized=True),
+               member("c", "10.0.0.3")]
+    problems = preflight_report(partial)["problems"]
+    assert len(problems) == 1 and "member replacement" in problems[0]
+
+
+def test_empty_group_refused():
+    assert "no hosts" in preflight_report([])["problems"][0]
+
+
+def test_rolling_order_puts_leader_last():
+    names = {"h1": "a", "h2": "b", "h3": "c"}
+    status = {"leader": {"name": "a"}}
+    assert rolling_order(["h1", "h2", "h3"], names, status) == ["h2", "h3", "h1"]
+    assert rolling_order(["h2", "h3"], names, status) == ["h2", "h3"]
+    assert rolling_order(["h1"], names, {"leader": None}) == ["h1"]

@@ -1,0 +1,43 @@
+"""Controller-side filters that wrap the shared rules."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "filter"))
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+
+import etcd as filters  # noqa: E402
+
+SUMS = """\
+0f0e3c3bd6f3b4e0e33d8c3e7f0a4b7a2d6a1c6f0b1d9e8f7a6b5c4d3e2f1a0b  etcd-v3.5.30-linux-amd64.tar.gz
+1111111111111111111111111111111111111111111111111111111111111111  etcd-v3.5.30-linux-arm64.tar.gz
+"""
+
+
+def test_checksum_is_picked_by_exact_file_name():
+    assert filters.etcd_release_checksum(SUMS, "etcd-v3.5.30-linux-arm64.tar.gz") == "1" * 64
+
+
+def test_missing_checksum_is_refused_with_a_fix():
+    with pytest.raises(AnsibleFilterError, match="etcd_release_mirror"):
+        filters.etcd_release_checksum(SUMS, "etcd-v3.5.30-linux-s390x.tar.gz")
+
+
+def test_unknown_architecture_maps_to_empty():
+    assert filters.etcd_arch("x86_64") == "amd64"
+    assert filters.etcd_arch("mips") == ""
+
+
+def test_version_facts():
+    facts = filters.etcd_version_facts("3.4.23")
+    assert facts == {"version": "3.4.23", "minor": "3.4", "has_etcdutl": False, "has_livez": False,
+                     "tls_min_version": False}
+
+
+def test_all_filters_registered():
+    names = set(filters.FilterModule().filters())
+    assert {"etcd_member_config", "etcd_preflight_report", "etcd_rolling_order"} <= names
