@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Build the lab base image: Debian bookworm (debootstrap minbase) with systemd as
+# PID 1, sshd with per-container host keys, and a passwordless-sudo user `ops`
+# holding the public key of .lab/ssh/id_ed25519.
+#
+# Env:
+#   LAB_IMAGE          image name (default etcd-lab-base:bookworm). A different name
+#                      that already exists locally without our build label (e.g. an
+#                      image pulled from your registry) is used as is.
+#   LAB_DEBIAN_MIRROR  Debian mirror URI; default: the first one in the machine's
+#                      apt sources.
+# The image carries the label io.etcd-lab.build-hash (hash of this script and the
+# public key): a rerun with an unchanged script and key does nothing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEFAULT_IMAGE="etcd-lab-base:bookworm"
+IMAGE="${LAB_IMAGE:-$DEFAULT_IMAGE}"
+SUITE=bookworm
+KEY="$ROOT/.lab/ssh/id_ed25519"
+CACHE="$ROOT/.cache"
+ROOTFS="$CACHE/image-rootfs"
+LABEL=io.etcd-lab.build-hash
+# python3-cryptography: members generate their own keys with community.crypto (no route out in the lab).
+PACKAGES=(
+  systemd systemd-sysv dbus libpam-systemd python3 python3-apt python3-cryptography openssh-server sudo
+  iproute2 iputils-ping procps ca-certificates less xz-utils curl netbase e2fsprogs
+)
+
+log() { echo "image.sh: $*"; }
+die() { echo "image.sh: ERROR: $*" >&2; exit 1; }
+
+# First Debian mirror URI from apt's configuration (deb822 first, then one-line
+# format), skipping security/updates suites. Never hard-code a mirror host.
+debian_mirror() {
+  if [[ -n ${LAB_DEBIAN_MIRROR:-} ]]; then echo "${LAB_DEBIAN_MIRROR%/}"; return; fi
+  local f uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] || continue
+    uri="$(awk 'BEGIN { RS = ""; FS = "\n" }
+      { t = ""; u = ""; s = ""; e = "yes"
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^[ \t]*#/) continue
+          if (sub(/^[Tt]ypes:[ \t]*/, "", $i)) t = $i
+          else if (sub(/^URIs:[ \t]*/, "", $i)) u = $i
+          else if (sub(/^[Ss]uites:[ \t]*/, "", $i)) s = $i
+          else if (sub(/^[Ee]nabled:[ \t]*/, "", $i)) e = $i
+        }
+        split(s, ss, /[ \t]+/)
+        if (t ~ /(^|[ \t])deb([ \t]|$)/ && e !~ /^no/ && ss[1] !~ /-(security|updates|backports)/ && u ~ /^https?:\/\//) {
+          split(u, a, /[ \t]+/); print a[1]; exit
+        } }' "$f")"
+    [[ -n $uri ]] && break
+  done
+  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
+    uri="$(awk '$1 == "deb" { i = 2
+        if ($i ~ /^\[/) { while ($i !~ /\]$/ && i < NF) i++; i++ }
+        if ($(i + 1) !~ /-(security|updates|backports)/ && $i ~ /^https?:\/\//) { print $i; exit } }' /etc/apt/sources.list)"
+  fi
+  [[ -n $uri ]] || die "no Debian mirror found in apt sources; set LAB_DEBIAN_MIRROR"
+  echo "${uri%/}"
+}
+
+# Lab SSH keypair (.lab/ is gitignored and also holds the CA: never delete it here).
+if [[ ! -f $KEY ]]; then
+  install -d -m 0700 "$(dirname "$KEY")"
+  ssh-keygen -q -t ed25519 -N '' -C etcd-lab-ops -f "$KEY"
+  log "generated $KEY"
+fi
+
+if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
+  die "docker engine not available; run lab/engine.sh first"
+fi
+
+HASH="$( (cat "${BASH_SOURCE[0]}" "$KEY.pub") | sha256sum | cut -c1-16)"
+OLD_ID="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+if [[ -n $OLD_ID ]]; then
+  have="$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$IMAGE" 2>/dev/null || true)"
+  [[ $have == "<no value>" ]] && have=""
+  if [[ $have == "$HASH" ]]; then
+    log "$IMAGE is up to date ($LABEL=$HASH)"; exit 0
+  fi
+  # A foreign ready-made image (no label of ours) under a user-chosen name: use it.
+  if [[ -z $have && $IMAGE != "$DEFAULT_IMAGE" ]]; then
+    log "using existing image $IMAGE (not built here)"; exit 0
+  fi
+  log "$IMAGE is stale (label '${have:-none}', want $HASH): rebuilding"
+fi
+
+[[ $(id -u) -eq 0 ]] || die "debootstrap needs root"
+command -v debootstrap >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+}
+
+# Unmount anything debootstrap left mounted (interrupted run) before deleting, and
+# never cross into another file system while deleting.
+cleanup() {
+  if [[ -d $ROOTFS ]]; then
+    awk -v r="$ROOTFS" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts \
+      | sort -r | xargs -r -n1 umount -l
+    rm -rf --one-file-system "$ROOTFS"
+  fi
+}
+trap cleanup EXIT
+cleanup
+
+MIRROR="$(debian_mirror)"
+start=$SECONDS
+log "debootstrap $SUITE from the apt-configured mirror into $ROOTFS"
+mkdir -p "$CACHE/debootstrap-debs"
+# --cache-dir keeps the .debs so a rebuild does not download them again.
+debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+  --cache-dir="$CACHE/debootstrap-debs" "$SUITE" "$ROOTFS" "$MIRROR" \
+  >"$CACHE/debootstrap.log" 2>&1 || die "debootstrap failed; see $CACHE/debootstrap.log"
+
+in_root() { chroot "$ROOTFS" "$@"; }
+
+# Each container must get its own identity: no machine-id, no host keys baked in.
+# systemd writes a fresh machine-id at first boot.
+rm -f "$ROOTFS/etc/machine-id" "$ROOTFS/var/lib/dbus/machine-id" "$ROOTFS"/etc/ssh/ssh_host_*
+cat >"$ROOTFS/etc/systemd/system/ssh-hostkeys.service" <<'EOF'
+[Unit]
+Description=Generate SSH host keys unique to this container
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+RemainAfterExit=yes
+
+[Install]
+RequiredBy=ssh.service
+WantedBy=multi-user.target
+EOF
+in_root systemctl enable ssh.service ssh-hostkeys.service >/dev/null 2>&1
+# firstboot fails without a tty (system would report degraded); the others have
+# no hardware to manage in a container.
+in_root systemctl mask systemd-firstboot.service getty@tty1.service console-getty.service \
+  systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service \
+  sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
+  dev-hugepages.mount systemd-remount-fs.service >/dev/null 2>&1
+
+# Non-root admin user for Ansible: key-only login ('*' = no password, not locked).
+in_root useradd --create-home --shell /bin/bash --user-group ops
+in_root usermod -p '*' ops
+install -d -m 0700 "$ROOTFS/home/ops/.ssh"
+install -m 0600 "$KEY.pub" "$ROOTFS/home/ops/.ssh/authorized_keys"
+in_root chown -R ops:ops /home/ops/.ssh
+echo 'ops ALL=(ALL) NOPASSWD:ALL' >"$ROOTFS/etc/sudoers.d/ops"
+chmod 0440 "$ROOTFS/etc/sudoers.d/ops"
+in_root visudo -cqf /etc/sudoers.d/ops || die "bad sudoers fragment"
+
+# pam_env warns on every SSH login without it; C.UTF-8 ships with libc.
+echo 'LANG=C.UTF-8' >"$ROOTFS/etc/default/locale"
+
+# Smaller image: package caches are useless offline.
+in_root apt-get clean
+rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log "$ROOTFS"/tmp/* "$ROOTFS"/var/tmp/*
+
+log "importing $IMAGE"
+tar --numeric-owner -C "$ROOTFS" -c . | docker import \
+  -c 'CMD ["/sbin/init"]' -c 'ENV container=docker' \
+  -c "LABEL $LABEL=$HASH" - "$IMAGE" >/dev/null
+NEW_ID="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
+# Drop the superseded image unless a container still uses it.
+if [[ -n $OLD_ID && $OLD_ID != "$NEW_ID" ]]; then
+  docker image rm "$OLD_ID" >/dev/null 2>&1 || log "kept old image ${OLD_ID:7:12} (still in use)"
+fi
+log "built $IMAGE (${NEW_ID:7:12}, $LABEL=$HASH) in $((SECONDS - start)) s"
