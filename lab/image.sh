@@ -21,9 +21,10 @@ KEY="$ROOT/.lab/ssh/id_ed25519"
 CACHE="$ROOT/.cache"
 ROOTFS="$CACHE/image-rootfs"
 LABEL=io.etcd-lab.build-hash
-# python3-cryptography: members generate their own keys with community.crypto (no route out in the lab).
+# python3-cryptography: members generate their own keys with community.crypto (no route out
+# in the lab); debootstrap cannot resolve its virtual cffi dependency, so name it too.
 PACKAGES=(
-  systemd systemd-sysv dbus libpam-systemd python3 python3-apt python3-cryptography openssh-server sudo
+  systemd systemd-sysv dbus libpam-systemd python3 python3-apt python3-cryptography python3-cffi-backend openssh-server sudo
   iproute2 iputils-ping procps ca-certificates less xz-utils curl netbase e2fsprogs
 )
 
