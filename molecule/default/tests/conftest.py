@@ -1,0 +1,29 @@
+"""Shared helpers for the verify step: real members, real clients, no mocks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+PKI = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki"
+MEMBERS = {"m1": "172.31.241.11", "m2": "172.31.241.12", "m3": "172.31.241.13"}
+
+
+def etcdctl(host, args: str, check: bool = True):
+    """Run etcdctl as root through a login shell, i.e. with the member's etcdctl.env."""
+    cmd = host.run("sudo -i etcdctl %s" % args)
+    if check:
+        assert cmd.rc == 0, "etcdctl %s failed: %s %s" % (args, cmd.stdout, cmd.stderr)
+    return cmd
+
+
+def json_of(host, args: str):
+    return json.loads(etcdctl(host, args + " -w json").stdout)
+
+
+@pytest.fixture(scope="session")
+def ca_key_digest() -> str:
+    return hashlib.sha256((PKI / "ca.key").read_bytes()).hexdigest()
