@@ -14,7 +14,9 @@ MEMBERS = {"m1": "172.31.241.11", "m2": "172.31.241.12", "m3": "172.31.241.13"}
 
 def etcdctl(host, args: str, check: bool = True):
     """Run etcdctl as root through a login shell, i.e. with the member's etcdctl.env."""
-    cmd = host.run("sudo -i etcdctl %s" % args)
+    # etcdctl aborts when a flag shadows an ETCDCTL_* variable, so drop the one we override.
+    unset = "env -u ETCDCTL_ENDPOINTS " if "--endpoints" in args else ""
+    cmd = host.run("sudo -i %setcdctl %s" % (unset, args))
     if check:
         assert cmd.rc == 0, "etcdctl %s failed: %s %s" % (args, cmd.stdout, cmd.stderr)
     return cmd

@@ -44,7 +44,7 @@ def snapshot() -> dict[str, str]:
 
 def run_site(tmp_path: Path, hosts: dict[str, dict], *extra: str) -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory"
-    inventory.mkdir()
+    inventory.mkdir(parents=True)
     lines = ["all:", "  children:", "    etcd:", "      hosts:"]
     for host, variables in hosts.items():
         lines.append("        %s:%s" % (host, "" if variables else " {}"))

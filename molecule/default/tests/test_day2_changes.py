@@ -1,0 +1,66 @@
+"""Changes on the running cluster: quorum-safe rolling restarts and certificate renewal."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from test_refusals import ALL, KEY, run_site
+
+from conftest import MEMBERS
+
+
+def ssh(member: str, command: str) -> str:
+    return subprocess.run(
+        ["ssh", "-i", str(KEY), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", "ops@" + MEMBERS[member], command],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+
+
+def leader_name() -> str:
+    statuses = json.loads(ssh("m1", "sudo -i etcdctl endpoint status --cluster -w json"))
+    members = json.loads(ssh("m1", "sudo -i etcdctl member list -w json"))["members"]
+    leader = statuses[0]["Status"]["leader"]
+    return next(m["name"] for m in members if m["ID"] == leader)
+
+
+def test_setting_change_restarts_one_member_at_a_time_leader_last(tmp_path):
+    leader = leader_name()
+    changed = run_site(tmp_path / "a", ALL, "-e", "etcd_log_level=debug")
+    output = changed.stdout + changed.stderr
+    assert changed.returncode == 0, output[-3000:]
+    restarted = re.findall(r"TASK \[etcd_member : Restart etcd on (m\d)\]", output)
+    assert sorted(restarted) == ["m1", "m2", "m3"], output[-3000:]
+    assert restarted[-1] == leader, "leader %s should restart last, order was %s" % (leader, restarted)
+    # Each restart is followed by a health gate before the next member is touched.
+    gates = re.findall(r"TASK \[etcd_member : Wait for the cluster to be healthy again after restarting (m\d)\]",
+                       output)
+    assert gates == restarted
+    for member in MEMBERS:
+        assert "log-level: debug" in ssh(member, "sudo cat /etc/etcd/etcd.conf.yml")
+    # Back to the converged settings: restarts again, then the cluster is healthy.
+    reverted = run_site(tmp_path / "b", ALL)
+    assert reverted.returncode == 0, (reverted.stdout + reverted.stderr)[-3000:]
+    for member in MEMBERS:
+        assert "log-level: info" in ssh(member, "sudo cat /etc/etcd/etcd.conf.yml")
+    health = json.loads(ssh("m1", "sudo -i etcdctl endpoint health --cluster -w json"))
+    assert len(health) == 3 and all(h["health"] for h in health)
+
+
+def test_certificates_inside_the_renewal_window_are_signed_again(tmp_path):
+    serial = "sudo openssl x509 -noout -serial -in /etc/etcd/pki/%s.crt 2>/dev/null || " \
+             "sudo python3 -c \"import sys; from cryptography import x509; " \
+             "print(x509.load_pem_x509_certificate(open('/etc/etcd/pki/%s.crt','rb').read()).serial_number)\""
+    before = {m: [ssh(m, serial % (c, c)) for c in ("server", "peer", "admin")] for m in MEMBERS}
+    # A window longer than the certificates' lifetime puts every certificate inside it.
+    renewed = run_site(tmp_path / "a", ALL, "--tags", "pki", "-e", "etcd_pki_renew_days=400")
+    assert renewed.returncode == 0, (renewed.stdout + renewed.stderr)[-3000:]
+    after = {m: [ssh(m, serial % (c, c)) for c in ("server", "peer", "admin")] for m in MEMBERS}
+    for member in MEMBERS:
+        assert all(b != a for b, a in zip(before[member], after[member])), member
+    # The normal window leaves the fresh certificates alone, and clients still connect.
+    again = run_site(tmp_path / "b", ALL, "--tags", "pki")
+    assert again.returncode == 0 and not re.search(r"changed=[1-9]", again.stdout)
+    health = json.loads(ssh("m2", "sudo -i etcdctl endpoint health --cluster -w json"))
+    assert len(health) == 3 and all(h["health"] for h in health)
