@@ -126,3 +126,11 @@ def default_snapshot_count(version: Version) -> int:
 
 def tarball_name(version: Version, arch: str) -> str:
     return "etcd-v%s-linux-%s.tar.gz" % (version, arch)
+
+
+def installed_version_from_output(text: str) -> str:
+    """Version from `etcd --version` output ('etcd Version: 3.5.30' first line), or ''."""
+    for line in text.splitlines():
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    return ""

@@ -56,3 +56,11 @@ def test_arch_mapping():
 
 def test_tarball_name_matches_upstream():
     assert v.tarball_name(v.parse_version("3.5.30"), "amd64") == "etcd-v3.5.30-linux-amd64.tar.gz"
+
+
+def test_installed_version_is_read_from_etcd_version_output():
+    out_35 = "etcd Version: 3.5.30\nGit SHA: Not provided (use ./build instead of go build)\nGo Version: go1.24\n"
+    out_34 = "etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: go1.19.8\nGo OS/Arch: linux/amd64\n"
+    assert v.installed_version_from_output(out_35) == "3.5.30"
+    assert v.installed_version_from_output(out_34) == "3.4.23"
+    assert v.installed_version_from_output("") == ""

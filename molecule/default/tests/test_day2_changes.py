@@ -30,11 +30,11 @@ def test_setting_change_restarts_one_member_at_a_time_leader_last(tmp_path):
     changed = run_site(tmp_path / "a", ALL, "-e", "etcd_log_level=debug")
     output = changed.stdout + changed.stderr
     assert changed.returncode == 0, output[-3000:]
-    restarted = re.findall(r"TASK \[etcd_member : Restart etcd on (m\d)\]", output)
+    restarted = re.findall(r"(?:TASK|RUNNING HANDLER) \[etcd_member : Restart etcd on (m\d)\]", output)
     assert sorted(restarted) == ["m1", "m2", "m3"], output[-3000:]
     assert restarted[-1] == leader, "leader %s should restart last, order was %s" % (leader, restarted)
     # Each restart is followed by a health gate before the next member is touched.
-    gates = re.findall(r"TASK \[etcd_member : Wait for the cluster to be healthy again after restarting (m\d)\]",
+    gates = re.findall(r"(?:TASK|RUNNING HANDLER) \[etcd_member : Wait for the cluster to be healthy again after restarting (m\d)\]",
                        output)
     assert gates == restarted
     for member in MEMBERS:

@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Ansible module: read what a host already has of an etcd member (read-only)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: etcd_member_facts
+short_description: Read the local etcd installation, data and service state of a host
+description:
+  - Reports, in one round trip, what preflight and the roles need to know before they change
+    anything - the installed etcd version, whether the data directory already holds a member,
+    whether the etcd service is running, and whether the Python cryptography library that
+    member key generation needs is present.
+  - Never changes anything.
+version_added: "1.0.0"
+author:
+  - etcd toolkit maintainers
+options:
+  bin_dir:
+    description: Folder holding the C(etcd) binary (or the link to it).
+    type: path
+    default: /usr/local/bin
+  data_dir:
+    description: etcd data directory.
+    type: path
+    default: /var/lib/etcd
+  service:
+    description: systemd unit name of etcd.
+    type: str
+    default: etcd
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same way in check mode.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+requirements:
+  - systemd on the managed host (for the service state)
+"""
+
+EXAMPLES = r"""
+- name: Read what this host already has
+  etcd_member_facts:
+    bin_dir: /usr/local/bin
+    data_dir: /var/lib/etcd
+  register: member
+
+- name: Refuse to provision over a running different version
+  ansible.builtin.assert:
+    that: member.installed_version in ['', etcd_version]
+"""
+
+RETURN = r"""
+installed_version:
+  description: Version printed by C(etcd --version), or an empty string when etcd is absent.
+  returned: always
+  type: str
+  sample: 3.5.30
+initialized:
+  description: True when the data directory already holds a member (a C(member) folder).
+  returned: always
+  type: bool
+service_active:
+  description: True when the etcd unit is active.
+  returned: always
+  type: bool
+python_cryptography:
+  description: True when the host's Python can import the cryptography library.
+  returned: always
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.etcd_versions import installed_version_from_output
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            bin_dir=dict(type="path", default="/usr/local/bin"),
+            data_dir=dict(type="path", default="/var/lib/etcd"),
+            service=dict(type="str", default="etcd"),
+        ),
+        supports_check_mode=True,
+    )
+    etcd = os.path.join(module.params["bin_dir"], "etcd")
+    version = ""
+    if os.access(etcd, os.X_OK):
+        rc, out, err = module.run_command([etcd, "--version"])
+        version = installed_version_from_output(out) if rc == 0 else ""
+
+    active = False
+    systemctl = module.get_bin_path("systemctl")
+    if systemctl:
+        rc, out, _ = module.run_command([systemctl, "is-active", module.params["service"]])
+        active = out.strip() == "active"
+
+    try:
+        import cryptography  # noqa: F401  pylint: disable=unused-import
+
+        has_cryptography = True
+    except ImportError:
+        has_cryptography = False
+
+    module.exit_json(
+        changed=False,
+        installed_version=version,
+        initialized=os.path.isdir(os.path.join(module.params["data_dir"], "member")),
+        service_active=active,
+        python_cryptography=has_cryptography,
+    )
+
+
+if __name__ == "__main__":
+    main()
