@@ -36,9 +36,12 @@ def _https(host: str, port: int) -> str:
 
 
 def initial_cluster(members: list[Mapping[str, Any]], peer_port: int = 2380) -> str:
-    """'name=https://addr:2380,...' in the given order; every member must render it identically."""
+    """'name=https://addr:2380,...' in the given order; every member must render it identically.
+
+    A member's own peer_url (a proxy or relay in front of it) wins over its address.
+    """
     return ",".join(
-        "%s=%s" % (m["name"], _https(str(m["address"]), int(m.get("peer_port", peer_port))))
+        "%s=%s" % (m["name"], m.get("peer_url") or _https(str(m["address"]), int(m.get("peer_port", peer_port))))
         for m in members
     )
 
@@ -75,6 +78,7 @@ def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
     """Return the YAML configuration (as a dict) for one member.
 
     settings keys: name, address, client_port, peer_port, data_dir, pki_dir,
+    advertise_peer_url (optional; a proxy or relay peers dial instead of address),
     initial_cluster, initial_cluster_token, initial_cluster_state,
     heartbeat_interval, election_timeout; optional: wal_dir, snapshot_count,
     quota_backend_bytes, auto_compaction_mode, auto_compaction_retention,
@@ -87,6 +91,9 @@ def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
     peer_port = int(settings.get("peer_port", 2380))
     client_url = _https(address, client_port)
     peer_url = _https(address, peer_port)
+    advertise_peer_url = settings.get("advertise_peer_url") or peer_url
+    if not str(advertise_peer_url).startswith("https://"):
+        raise ValueError("advertise_peer_url %r must be an https:// URL" % (advertise_peer_url,))
     listen_clients = [client_url]
     if address not in ("127.0.0.1", "localhost"):
         # Local etcdctl and health probes dial loopback; still TLS with client certs.
@@ -98,7 +105,7 @@ def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
         "listen-peer-urls": peer_url,
         "listen-client-urls": ",".join(listen_clients),
         "advertise-client-urls": client_url,
-        "initial-advertise-peer-urls": peer_url,
+        "initial-advertise-peer-urls": advertise_peer_url,
         "initial-cluster": settings["initial_cluster"],
         "initial-cluster-token": settings["initial_cluster_token"],
         "initial-cluster-state": settings.get("initial_cluster_state", "new"),

@@ -128,3 +128,15 @@ def test_initial_cluster_is_identical_and_ordered():
 )
 def test_timing_rules_match_etcd_startup_checks(heartbeat, election, ok):
     assert (etcd_config.timing_problems(heartbeat, election) == []) is ok
+
+
+def test_peers_can_be_reached_through_a_relay():
+    members = [{"name": "a", "address": "10.0.0.1", "peer_url": "https://10.9.9.9:12380"},
+               {"name": "b", "address": "10.0.0.2", "peer_url": ""}]
+    assert etcd_config.initial_cluster(members) == "a=https://10.9.9.9:12380,b=https://10.0.0.2:2380"
+    config = etcd_config.render(settings(advertise_peer_url="https://10.9.9.9:12380"), "3.5.30")
+    assert config["initial-advertise-peer-urls"] == "https://10.9.9.9:12380"
+    # etcd still listens on its own address; only what peers dial changes.
+    assert config["listen-peer-urls"] == "https://10.0.0.1:2380"
+    with pytest.raises(ValueError, match="https"):
+        etcd_config.render(settings(advertise_peer_url="http://10.9.9.9:12380"), "3.5.30")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ MODULES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "plugins
 
 @pytest.mark.parametrize("module", MODULES)
 def test_ansible_doc_renders(module):
-    ansible_doc = shutil.which("ansible-doc")
-    assert ansible_doc, "ansible-doc must be on PATH (make venv)"
+    # Prefer the ansible-doc installed beside this Python (the project venv).
+    beside = Path(sys.executable).with_name("ansible-doc")
+    ansible_doc = str(beside) if beside.exists() else shutil.which("ansible-doc")
+    assert ansible_doc, "ansible-doc is missing: run make venv"
     out = subprocess.run(
         [ansible_doc, "-M", str(Path(__file__).resolve().parents[2] / "plugins" / "modules"), "--json", module],
         capture_output=True, text=True, check=True, timeout=120,
