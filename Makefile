@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 ETCD_VERSION    ?= 3.5.30
 MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
 LAB_INVENTORY   ?= inventories/lab/hosts.yml
-MOLECULE_SCENARIOS ?= default
+MOLECULE_SCENARIOS ?= default volumes
 
 .PHONY: help venv engine image mirror hosts lab status lab-destroy lint unit molecule test bench
 
@@ -57,8 +57,15 @@ lint: venv
 unit: venv
 	pytest -q tests/unit
 
+# The volumes scenario gets fresh loop devices (stand-ins for NVMe disks) for each run.
 molecule: venv mirror image
-	set -e; for s in $(MOLECULE_SCENARIOS); do molecule test -s $$s; done
+	set -e; for s in $(MOLECULE_SCENARIOS); do \
+	  if [ $$s = volumes ]; then \
+	    lab/loopdevs.sh up; set -a; . .cache/loopdevs.env; set +a; \
+	    molecule test -s $$s || { rc=$$?; lab/loopdevs.sh down; exit $$rc; }; \
+	    lab/loopdevs.sh down; \
+	  else molecule test -s $$s; fi; \
+	done
 
 test: lint unit molecule
 

@@ -25,7 +25,7 @@ LABEL=io.etcd-lab.build-hash
 # in the lab); debootstrap cannot resolve its virtual cffi dependency, so name it too.
 PACKAGES=(
   systemd systemd-sysv dbus libpam-systemd python3 python3-apt python3-cryptography python3-cffi-backend openssh-server sudo
-  iproute2 iputils-ping procps ca-certificates less xz-utils curl netbase e2fsprogs
+  iproute2 iputils-ping procps ca-certificates less xz-utils curl netbase e2fsprogs fio
 )
 
 log() { echo "image.sh: $*"; }
@@ -134,7 +134,25 @@ RemainAfterExit=yes
 RequiredBy=ssh.service
 WantedBy=multi-user.target
 EOF
-in_root systemctl enable ssh.service ssh-hostkeys.service >/dev/null 2>&1
+# Inside a container systemd-fstab-generator ignores block-device lines in /etc/fstab by
+# design, so a lab "host" would never mount its data volume at boot. This unit does what the
+# generator does on bare metal: mount the fstab device entries early, before etcd starts.
+cat >"$ROOTFS/etc/systemd/system/lab-fstab-devices.service" <<'EOF'
+[Unit]
+Description=Lab only: mount /etc/fstab device entries (systemd skips them in containers)
+DefaultDependencies=no
+After=systemd-remount-fs.service
+Before=local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/mount -a -t ext4,xfs
+RemainAfterExit=yes
+
+[Install]
+WantedBy=local-fs.target
+EOF
+in_root systemctl enable ssh.service ssh-hostkeys.service lab-fstab-devices.service >/dev/null 2>&1
 # firstboot fails without a tty (system would report degraded); the others have
 # no hardware to manage in a container.
 in_root systemctl mask systemd-firstboot.service getty@tty1.service console-getty.service \

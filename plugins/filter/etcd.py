@@ -65,8 +65,12 @@ def etcd_version_facts(version: Any) -> dict[str, Any]:
 
 
 def etcd_preflight_report(members: Sequence[Mapping[str, Any]], allow_even: bool = False,
-                          group: str = "etcd") -> dict[str, list[str]]:
-    return etcd_inventory.preflight_report(members, allow_even=allow_even, group=group)
+                          group: str = "etcd", quota_bytes: Any = 0, require_clock_sync: bool = True,
+                          ports: Sequence[Any] = (2379, 2380)) -> dict[str, list[str]]:
+    return etcd_inventory.preflight_report(
+        members, allow_even=allow_even, group=group, quota_bytes=int(quota_bytes or 0),
+        require_clock_sync=bool(require_clock_sync), ports=[int(p) for p in ports],
+    )
 
 
 def etcd_timing_problems(heartbeat_ms: Any, election_ms: Any) -> list[str]:
@@ -91,6 +95,16 @@ def etcd_rolling_order(hosts: Sequence[str], names: Mapping[str, str], status: M
     return etcd_plan.rolling_order(hosts, names, status)
 
 
+def etcd_volume_plan(pair: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge one volume request with what etcd_block_device found: (item, result) -> plan."""
+    item, result = pair
+    return {
+        "role": item["role"], "device": item["device"], "mount": item["mount"],
+        "action": result.get("action", "refuse"),
+        "reason": result.get("reason") or result.get("msg") or "the device could not be inspected",
+    }
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -105,4 +119,5 @@ class FilterModule:
             "etcd_initial_cluster": etcd_initial_cluster,
             "etcd_member_config": etcd_member_config,
             "etcd_rolling_order": etcd_rolling_order,
+            "etcd_volume_plan": etcd_volume_plan,
         }

@@ -73,8 +73,71 @@ def inventory_problems(
     return {"problems": problems, "warnings": warnings}
 
 
+def zone_report(members: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Losing one zone must never lose quorum: no zone may hold a majority of members."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    zones = {str(m.get("name")): str(m.get("zone") or "") for m in members}
+    if not any(zones.values()):
+        return {"problems": problems, "warnings": warnings}
+    unzoned = sorted(name for name, zone in zones.items() if not zone)
+    if unzoned:
+        problems.append(
+            "etcd_zone is set on some members but not on %s: set it on every member (or on none)"
+            % ", ".join(unzoned)
+        )
+        return {"problems": problems, "warnings": warnings}
+    count = len(zones)
+    by_zone: dict[str, list[str]] = {}
+    for name, zone in sorted(zones.items()):
+        by_zone.setdefault(zone, []).append(name)
+    for zone, names in sorted(by_zone.items()):
+        if len(names) > count // 2:
+            problems.append(
+                "zone %s holds %d of %d members (%s): losing that zone loses quorum; spread the members "
+                "so no zone holds a majority (3 members over 3 zones, 5 over 3 or more)"
+                % (zone, len(names), count, ", ".join(names))
+            )
+        elif len(names) > 1:
+            warnings.append("members %s share zone %s" % (", ".join(names), zone))
+    return {"problems": problems, "warnings": warnings}
+
+
+def host_report(
+    members: Sequence[Mapping[str, Any]], quota_bytes: int = 0, require_clock_sync: bool = True,
+    ports: Sequence[int] = (2379, 2380),
+) -> dict[str, list[str]]:
+    """Per-host gates: synchronised clock, free ports, room for the backend quota."""
+    problems: list[str] = []
+    for member in members:
+        name = member.get("name")
+        clock = member.get("clock_synchronized")
+        if require_clock_sync and clock is not None and clock != "yes":
+            problems.append(
+                "host '%s': clock synchronisation is %s: enable chrony or systemd-timesyncd (etcd leases and "
+                "TLS need agreeing clocks), or set etcd_preflight_require_clock_sync: false where the clock "
+                "is managed elsewhere (containers)" % (name, "off" if clock == "no" else "not visible")
+            )
+        if member.get("listening_ports") is not None and not member.get("service_active"):
+            busy = sorted(set(ports) & set(member.get("listening_ports") or []))
+            if busy:
+                problems.append(
+                    "host '%s': port(s) %s already in use by another program: stop it, or choose other "
+                    "etcd_client_port / etcd_peer_port" % (name, ", ".join(str(p) for p in busy))
+                )
+        free = member.get("free_bytes")
+        if quota_bytes and free is not None and not member.get("initialized") and int(free) < quota_bytes:
+            problems.append(
+                "host '%s': %.1f GiB free where the data will live, less than the %.1f GiB backend quota: "
+                "use a larger volume or lower etcd_quota_backend_bytes"
+                % (name, int(free) / 1024**3, quota_bytes / 1024**3)
+            )
+    return {"problems": problems, "warnings": []}
+
+
 def preflight_report(
-    members: Sequence[Mapping[str, Any]], allow_even: bool = False, group: str = "etcd"
+    members: Sequence[Mapping[str, Any]], allow_even: bool = False, group: str = "etcd",
+    quota_bytes: int = 0, require_clock_sync: bool = True, ports: Sequence[int] = (2379, 2380),
 ) -> dict[str, list[str]]:
     """Inventory rules plus per-member version, architecture and state checks.
 
@@ -111,6 +174,33 @@ def preflight_report(
                 "the version of a running member; set etcd_version: \"%s\" (or use the upgrade playbook)"
                 % (member.get("name"), installed, wanted, installed)
             )
+    for member in members:
+        volumes = list(member.get("volumes") or [])
+        for volume in volumes:
+            if volume.get("action") == "refuse":
+                problems.append("host '%s': %s" % (member.get("name"), volume.get("reason")))
+        devices = [v.get("device") for v in volumes]
+        if len(devices) != len(set(devices)):
+            problems.append(
+                "host '%s' names the same device for data and WAL: give the WAL its own device or leave "
+                "etcd_wal_device empty" % member.get("name")
+            )
+        if member.get("initialized") and any(v.get("role") == "wal" and v.get("action") == "format"
+                                             for v in volumes):
+            problems.append(
+                "host '%s' already holds data and would get a new WAL volume: moving a live WAL is not "
+                "automated; replace the member instead, or leave etcd_wal_device empty" % member.get("name")
+            )
+        if "volumes" in member and not any(v.get("role") == "data" for v in volumes):
+            warnings.append(
+                "host '%s' keeps etcd data on the root filesystem: set etcd_data_device to a dedicated disk"
+                % member.get("name")
+            )
+    for extra in (zone_report(members),
+                  host_report(members, quota_bytes=quota_bytes, require_clock_sync=require_clock_sync,
+                              ports=ports)):
+        problems.extend(extra["problems"])
+        warnings.extend(extra["warnings"])
     initialized = [str(m.get("name")) for m in members if m.get("initialized")]
     fresh = [str(m.get("name")) for m in members if not m.get("initialized")]
     if initialized and fresh:

@@ -10,8 +10,9 @@ short_description: Read the local etcd installation, data and service state of a
 description:
   - Reports, in one round trip, what preflight and the roles need to know before they change
     anything - the installed etcd version, whether the data directory already holds a member,
-    whether the etcd service is running, and whether the Python cryptography library that
-    member key generation needs is present.
+    whether the etcd service is running, whether the Python cryptography library that
+    member key generation needs is present, free space for the data, listening TCP ports and
+    whether the clock is synchronised.
   - Never changes anything.
 version_added: "1.0.0"
 author:
@@ -70,12 +71,56 @@ python_cryptography:
   description: True when the host's Python can import the cryptography library.
   returned: always
   type: bool
+free_bytes:
+  description: Free bytes on the filesystem that holds (or will hold) the data directory.
+  returned: always
+  type: int
+listening_ports:
+  description: TCP ports something listens on (from /proc/net/tcp and tcp6).
+  returned: always
+  type: list
+  elements: int
+clock_synchronized:
+  description: C(yes) or C(no) from systemd's NTPSynchronized, or C(unknown) where it cannot be read.
+  returned: always
+  type: str
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.etcd_versions import installed_version_from_output
+
+
+def free_bytes(path: str) -> int:
+    """Free space where the data directory is, or would be created (nearest existing parent)."""
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    stats = os.statvfs(path or "/")
+    return stats.f_bavail * stats.f_frsize
+
+
+def listening_ports() -> list:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
+def clock_state(module: AnsibleModule) -> str:
+    timedatectl = module.get_bin_path("timedatectl")
+    if not timedatectl:
+        return "unknown"
+    rc, out, _ = module.run_command([timedatectl, "show", "-p", "NTPSynchronized", "--value"])
+    return out.strip() if rc == 0 and out.strip() in ("yes", "no") else "unknown"
 
 
 def main() -> None:
@@ -108,6 +153,9 @@ def main() -> None:
 
     module.exit_json(
         changed=False,
+        free_bytes=free_bytes(module.params["data_dir"]),
+        listening_ports=listening_ports(),
+        clock_synchronized=clock_state(module),
         installed_version=version,
         initialized=os.path.isdir(os.path.join(module.params["data_dir"], "member")),
         service_active=active,

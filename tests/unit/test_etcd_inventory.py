@@ -79,3 +79,67 @@ def test_rolling_order_puts_leader_last():
     assert rolling_order(["h1", "h2", "h3"], names, status) == ["h2", "h3", "h1"]
     assert rolling_order(["h2", "h3"], names, status) == ["h2", "h3"]
     assert rolling_order(["h1"], names, {"leader": None}) == ["h1"]
+
+
+def vol(role, device, action, reason="why"):
+    return {"role": role, "device": device, "mount": "/var/lib/etcd", "action": action, "reason": reason}
+
+
+def test_volume_refusals_are_reported_per_host():
+    members = [member("a", "10.0.0.1", volumes=[vol("data", "/dev/sdb", "refuse", "/dev/sdb holds data")]),
+               member("b", "10.0.0.2", volumes=[vol("data", "/dev/sdb", "format")]),
+               member("c", "10.0.0.3", volumes=[vol("data", "/dev/sdb", "mount")])]
+    report = preflight_report(members)
+    assert report["problems"] == ["host 'a': /dev/sdb holds data"]
+    assert report["warnings"] == []
+
+
+def test_same_device_for_data_and_wal_is_refused():
+    members = [member(n, a, volumes=[vol("data", "/dev/sdb", "format"), vol("wal", "/dev/sdb", "format")])
+               for n, a in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3"))]
+    assert all("same device" in p for p in preflight_report(members)["problems"])
+
+
+def test_new_wal_volume_on_a_running_member_is_refused():
+    members = [member(n, a, initialized=True, volumes=[vol("data", "/dev/sdb", "mount"),
+                                                       vol("wal", "/dev/sdc", "format")])
+               for n, a in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3"))]
+    assert all("replace the member" in p for p in preflight_report(members)["problems"])
+
+
+def test_no_data_volume_warns():
+    members = [member(n, a, volumes=[]) for n, a in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3"))]
+    report = preflight_report(members)
+    assert report["problems"] == [] and len(report["warnings"]) == 3
+    assert "etcd_data_device" in report["warnings"][0]
+
+
+def zoned(*zones):
+    return [member(n, "10.0.0.%d" % i, zone=z) for i, (n, z) in enumerate(zip("abcde", zones), 1)]
+
+
+def test_zone_spread():
+    assert preflight_report(zoned("az1", "az2", "az3")) == {"problems": [], "warnings": []}
+    two_zones = preflight_report(zoned("az1", "az1", "az2"))
+    assert len(two_zones["problems"]) == 1 and "zone az1 holds 2 of 3 members" in two_zones["problems"][0]
+    five = preflight_report(zoned("az1", "az1", "az2", "az2", "az3"))
+    assert five["problems"] == [] and len(five["warnings"]) == 2
+    partly = preflight_report(zoned("az1", "", "az2"))
+    assert "set it on every member" in partly["problems"][0]
+
+
+def test_clock_ports_and_space_gates():
+    base = dict(clock_synchronized="yes", listening_ports=[22], free_bytes=50 * 1024**3, service_active=False)
+    good = [member(n, a, **base) for n, a in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3"))]
+    assert preflight_report(good, quota_bytes=2 * 1024**3)["problems"] == []
+    bad = [member("a", "10.0.0.1", **dict(base, clock_synchronized="no")),
+           member("b", "10.0.0.2", **dict(base, listening_ports=[22, 2379])),
+           member("c", "10.0.0.3", **dict(base, free_bytes=1024**3))]
+    problems = preflight_report(bad, quota_bytes=2 * 1024**3)["problems"]
+    assert any("host 'a': clock synchronisation is off" in p for p in problems)
+    assert any("host 'b': port(s) 2379 already in use" in p for p in problems)
+    assert any("host 'c': 1.0 GiB free" in p and "etcd_quota_backend_bytes" in p for p in problems)
+    assert preflight_report(bad[:1] + good[1:], quota_bytes=2 * 1024**3, require_clock_sync=False)["problems"] == []
+    # A running etcd owns its ports; that is not a conflict.
+    running = [member("a", "10.0.0.1", **dict(base, listening_ports=[2379, 2380], service_active=True))] + good[1:]
+    assert preflight_report(running)["problems"] == []

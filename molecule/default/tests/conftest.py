@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sys
 from pathlib import Path
 
 import pytest
 
-PKI = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
+
+import harness  # noqa: E402
+from harness import PKI  # noqa: E402,F401
+
 MEMBERS = {"m1": "172.31.241.11", "m2": "172.31.241.12", "m3": "172.31.241.13"}
+harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory")
 
 
 def etcdctl(host, args: str, check: bool = True):

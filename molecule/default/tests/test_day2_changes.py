@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
-from test_refusals import ALL, KEY, run_site
+import harness
+from harness import run_site
+from test_refusals import ALL
 
 from conftest import MEMBERS
 
 
 def ssh(member: str, command: str) -> str:
-    return subprocess.run(
-        ["ssh", "-i", str(KEY), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "ops@" + MEMBERS[member], command],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout
+    return harness.ssh(member, command).stdout
 
 
 def leader_name() -> str:

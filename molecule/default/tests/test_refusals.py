@@ -6,59 +6,12 @@ as it was.
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import MEMBERS
 
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-SCENARIO_INVENTORY = Path(__file__).resolve().parents[1] / "inventory"
-KEY = PROJECT / ".lab" / "ssh" / "id_ed25519"
-
-# Everything provisioning manages, plus the running process: any change shows here.
-SNAPSHOT = (
-    "sha256sum /etc/etcd/etcd.conf.yml /etc/etcd/etcdctl.env /etc/etcd/pki/* /etc/systemd/system/etcd.service "
-    "/etc/profile.d/etcdctl.sh /opt/etcd/*/*; "
-    "stat -c '%n %a %U %G %Y' /etc/etcd /etc/etcd/* /etc/etcd/pki/* /opt/etcd /opt/etcd/* /var/lib/etcd "
-    "/usr/local/bin/etcd*; "
-    "readlink /usr/local/bin/etcd /usr/local/bin/etcdctl; "
-    "systemctl show -p MainPID -p ActiveEnterTimestamp -p NRestarts etcd; getent passwd etcd"
-)
-
-
-def snapshot() -> dict[str, str]:
-    state = {}
-    for name, address in MEMBERS.items():
-        out = subprocess.run(
-            ["ssh", "-i", str(KEY), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "ops@" + address, "sudo sh -c \"%s\"" % SNAPSHOT],
-            capture_output=True, text=True, timeout=60, check=True,
-        )
-        state[name] = out.stdout
-    return state
-
-
-def run_site(tmp_path: Path, hosts: dict[str, dict], *extra: str) -> subprocess.CompletedProcess:
-    inventory = tmp_path / "inventory"
-    inventory.mkdir(parents=True)
-    lines = ["all:", "  children:", "    etcd:", "      hosts:"]
-    for host, variables in hosts.items():
-        lines.append("        %s:%s" % (host, "" if variables else " {}"))
-        for key, value in variables.items():
-            lines.append("          %s: %s" % (key, value))
-    (inventory / "hosts.yml").write_text("\n".join(lines) + "\n")
-    (inventory / "group_vars").symlink_to(SCENARIO_INVENTORY / "group_vars")
-    (inventory / "host_vars").symlink_to(SCENARIO_INVENTORY / "host_vars")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / "site.yml"), *extra],
-        capture_output=True, text=True, timeout=600, env=env, cwd=str(PROJECT),
-    )
-
+from harness import run_site, snapshot  # noqa: E402
 
 ALL = {"m1": {}, "m2": {}, "m3": {}}
 

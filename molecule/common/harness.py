@@ -1,0 +1,80 @@
+"""Test harness shared by the molecule scenarios: real SSH, real ansible-playbook runs.
+
+Each scenario's conftest.py puts this folder on sys.path and calls `configure` with its
+own inventory folder and member addresses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Dict, Mapping
+
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
+KEY = PROJECT / ".lab" / "ssh" / "id_ed25519"
+PKI = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki"
+
+MEMBERS: Dict[str, str] = {}
+INVENTORY = Path()
+
+# Everything provisioning manages, plus the running process: any change shows here.
+SNAPSHOT = (
+    "sha256sum /etc/etcd/etcd.conf.yml /etc/etcd/etcdctl.env /etc/etcd/pki/* /etc/systemd/system/etcd.service "
+    "/etc/profile.d/etcdctl.sh /opt/etcd/*/* /etc/fstab; "
+    "stat -c '%n %a %U %G %Y' /etc/etcd /etc/etcd/* /etc/etcd/pki/* /opt/etcd /opt/etcd/* /var/lib/etcd "
+    "/usr/local/bin/etcd*; "
+    "readlink /usr/local/bin/etcd /usr/local/bin/etcdctl; findmnt -rno SOURCE,TARGET,OPTIONS /var/lib/etcd; "
+    "systemctl show -p MainPID -p ActiveEnterTimestamp -p NRestarts etcd; getent passwd etcd"
+)
+
+
+def configure(members: Mapping[str, str], inventory: Path) -> None:
+    MEMBERS.clear()
+    MEMBERS.update(members)
+    global INVENTORY
+    INVENTORY = inventory
+
+
+def ssh(member: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", "-i", str(KEY), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "ops@" + MEMBERS[member], command],
+        capture_output=True, text=True, timeout=120, check=check,
+    )
+
+
+def snapshot() -> Dict[str, str]:
+    return {name: ssh(name, "sudo sh -c \"%s\"" % SNAPSHOT, check=False).stdout for name in MEMBERS}
+
+
+def etcdctl_json(member: str, args: str):
+    return json.loads(ssh(member, "sudo -i etcdctl %s -w json" % args).stdout)
+
+
+def cluster_healthy(member: str) -> bool:
+    result = ssh(member, "sudo -i etcdctl endpoint health --cluster -w json", check=False)
+    if result.returncode != 0:
+        return False
+    health = json.loads(result.stdout)
+    return len(health) == len(MEMBERS) and all(h["health"] for h in health)
+
+
+def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str) -> subprocess.CompletedProcess:
+    """Run playbooks/site.yml against a custom inventory of the scenario's hosts."""
+    inventory = tmp_path / "inventory"
+    inventory.mkdir(parents=True)
+    lines = ["all:", "  children:", "    etcd:", "      hosts:"]
+    for host, variables in hosts.items():
+        lines.append("        %s:%s" % (host, "" if variables else " {}"))
+        for key, value in variables.items():
+            lines.append("          %s: %s" % (key, value))
+    (inventory / "hosts.yml").write_text("\n".join(lines) + "\n")
+    (inventory / "group_vars").symlink_to(INVENTORY / "group_vars")
+    (inventory / "host_vars").symlink_to(INVENTORY / "host_vars")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / "site.yml"), *extra],
+        capture_output=True, text=True, timeout=900, env=env, cwd=str(PROJECT),
+    )
