@@ -31,7 +31,7 @@ case "${1:-}" in
         mkfs.ext4 -q -L backups -d "$content" "$img"
         rm -rf "$content"
       else
-        truncate -s 1G "$img"   # sparse: costs no disk until written
+        truncate -s 3G "$img"   # sparse: costs no disk until written; above the 2 GiB quota
       fi
       dev=$(losetup -f --show "$img")
       var="LOOP_$(echo "${disk//-/_}" | tr '[:lower:]' '[:upper:]')"
