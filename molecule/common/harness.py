@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Dict, Mapping
 
+import yaml
+
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
 KEY = PROJECT / ".lab" / "ssh" / "id_ed25519"
 PKI = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki"
@@ -61,17 +63,22 @@ def cluster_healthy(member: str) -> bool:
 
 
 def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str) -> subprocess.CompletedProcess:
-    """Run playbooks/site.yml against a custom inventory of the scenario's hosts."""
+    """Run playbooks/site.yml against a custom inventory of the scenario's hosts.
+
+    Per-host overrides are merged into copies of the scenario's host_vars files (host_vars
+    files beat variables written inline in an inventory, so they must go there).
+    """
     inventory = tmp_path / "inventory"
-    inventory.mkdir(parents=True)
+    (inventory / "host_vars").mkdir(parents=True)
     lines = ["all:", "  children:", "    etcd:", "      hosts:"]
-    for host, variables in hosts.items():
-        lines.append("        %s:%s" % (host, "" if variables else " {}"))
-        for key, value in variables.items():
-            lines.append("          %s: %s" % (key, value))
+    for host, overrides in hosts.items():
+        lines.append("        %s: {}" % host)
+        source = INVENTORY / "host_vars" / ("%s.yml" % host)
+        variables = yaml.safe_load(source.read_text()) if source.exists() else {}
+        variables.update(overrides)
+        (inventory / "host_vars" / ("%s.yml" % host)).write_text(yaml.safe_dump(variables))
     (inventory / "hosts.yml").write_text("\n".join(lines) + "\n")
     (inventory / "group_vars").symlink_to(INVENTORY / "group_vars")
-    (inventory / "host_vars").symlink_to(INVENTORY / "host_vars")
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(
