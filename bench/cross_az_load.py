@@ -242,12 +242,14 @@ def tuning(args: argparse.Namespace) -> int:
         for task in play.get("tasks", []):
             for result in task.get("hosts", {}).values():
                 facts = result.get("ansible_facts") or {}
-                if "etcd_rtt_tuning" in facts:
-                    found = facts["etcd_rtt_tuning"]
+                # The etcd_tuning role's fact (older runs named it etcd_rtt_tuning).
+                for name in ("_etcd_tuning", "etcd_rtt_tuning"):
+                    if name in facts:
+                        found = facts[name]
                 if result.get("failed") and result.get("msg"):
                     print("measure-rtt: %s" % result["msg"], file=sys.stderr)
     if found is None:
-        print("measure-rtt.yml produced no etcd_rtt_tuning fact", file=sys.stderr)
+        print("measure-rtt.yml produced no _etcd_tuning fact", file=sys.stderr)
         return 1
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugins", "module_utils"))
     import etcd_tuning  # noqa: E402 - the same table the playbook prints
@@ -256,7 +258,7 @@ def tuning(args: argparse.Namespace) -> int:
     for reason in found["computed"]["reasons"]:
         print("  " + reason)
     with open(args.out, "w", encoding="utf-8") as handle:
-        handle.write("%d %d\n" % (found["heartbeat_interval"], found["election_timeout"]))
+        handle.write("%d %d\n" % (int(found["heartbeat_interval"]), int(found["election_timeout"])))
     return 0
 
 

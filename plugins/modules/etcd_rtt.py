@@ -178,7 +178,7 @@ peers:
       type: list
       elements: str
       sample: ["10.0.0.2:2380: timed out"]
-unreachable:
+unreachable_peers:
   description: Names of peers that yielded no sample at all.
   returned: always
   type: list
@@ -379,9 +379,10 @@ def main() -> None:
             msg="no RTT sample from %s to %s: %s" % (
                 source, ", ".join(unreachable),
                 "; ".join(r["errors"][0] for r in results if not r["count"] and r["errors"])),
-            changed=False, source=source, peers=results, unreachable=unreachable,
+            changed=False, source=source, peers=results, unreachable_peers=unreachable,
         )
-    module.exit_json(changed=False, source=source, peers=results, unreachable=unreachable)
+    # Not 'unreachable': Ansible reads that result key as the host itself being unreachable.
+    module.exit_json(changed=False, source=source, peers=results, unreachable_peers=unreachable)
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def filters(plugin_loader):
 
 
 def _result(source, peers, **extra):
-    out = {"changed": False, "source": source, "unreachable": [], "peers": [
+    out = {"changed": False, "source": source, "unreachable_peers": [], "peers": [
         dict({"name": n, "host": "10.0.0.%d" % i, "port": 2380, "method": "tls", "count": 30,
               "min": med - 1, "median": med, "p99": p99, "max": p99 + 1, "samples": [med] * 30, "errors": []})
         for i, (n, med, p99) in enumerate(peers)]}
@@ -434,7 +434,7 @@ def test_module_measures_every_peer(rtt, listeners, capsys, check_mode):
     rc, result = _run_module(rtt, capsys, args)
     assert rc == 0 and result["changed"] is False and not result.get("failed")
     assert time.monotonic() - started < 10
-    assert result["source"] == "m1" and result["unreachable"] == []
+    assert result["source"] == "m1" and result["unreachable_peers"] == []
     by_name = {p["name"]: p for p in result["peers"]}
     assert by_name["m2"]["method"] == "tls" and by_name["m3"]["method"] == "tcp"
     assert all(p["count"] == 5 and len(p["samples"]) == 5 for p in result["peers"])
@@ -446,11 +446,11 @@ def test_module_fails_on_an_unreachable_peer(rtt, listeners, capsys):
         {"name": "m2", "host": "127.0.0.1", "port": listeners["tls"].port},
         {"name": "m3", "host": "127.0.0.1", "port": port}]}
     rc, result = _run_module(rtt, capsys, args)
-    assert rc == 1 and result["failed"] and result["unreachable"] == ["m3"]
+    assert rc == 1 and result["failed"] and result["unreachable_peers"] == ["m3"]
     assert "no RTT sample from m1 to m3" in result["msg"] and str(port) in result["msg"]
     assert result["peers"][0]["count"] == 2  # still returned
     rc, result = _run_module(rtt, capsys, dict(args, fail_on_unreachable=False))
-    assert rc == 0 and result["unreachable"] == ["m3"]
+    assert rc == 0 and result["unreachable_peers"] == ["m3"]
 
 
 def test_module_rejects_bad_options(rtt, capsys):
