@@ -12,7 +12,7 @@ MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
 LAB_INVENTORY   ?= inventories/lab/hosts.yml
 MOLECULE_SCENARIOS ?= default volumes
 
-.PHONY: help venv engine image mirror hosts lab status lab-destroy lint unit molecule test bench
+.PHONY: help venv engine image mirror hosts lab status lab-destroy lint unit molecule test bench bench-cross-az
 
 help:
 	@echo "make lab          local 3-member etcd lab over SSH (sets everything up)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lab-destroy  remove the lab containers (keeps .lab/ with the CA)"
 	@echo "make test         lint, unit tests and molecule scenarios"
 	@echo "make bench        provisioning benchmark (cold and re-run)"
+	@echo "make bench-cross-az  leader changes under 30-50 ms RTT: default vs computed timeouts"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -71,3 +72,6 @@ test: lint unit molecule
 
 bench: venv mirror hosts
 	bench/provision.sh
+
+bench-cross-az: venv mirror hosts
+	bench/cross_az.sh
