@@ -2,8 +2,6 @@
 probes against real local TCP and TLS listeners (no network mocks)."""
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import socket
@@ -13,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import write_self_signed
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
 
@@ -306,28 +305,7 @@ def tls_handler(context):
 def cert_files(tmp_path_factory):
     """A throwaway self-signed certificate (also its own CA) for the TLS listeners."""
     pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-rtt-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("pki")
-    crt, pem = folder / "peer.crt", folder / "peer.key"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    return str(crt), str(pem)
+    return write_self_signed(tmp_path_factory.mktemp("pki"), "etcd-rtt-test", "peer")
 
 
 def server_context(cert_files, require_client_cert=False, max_version=None):
