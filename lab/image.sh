@@ -125,6 +125,8 @@ RemainAfterExit=yes
 WantedBy=local-fs.target
 EOF
 in_root systemctl enable ssh.service ssh-hostkeys.service lab-fstab-devices.service >/dev/null 2>&1
+# fio's package enables an unauthenticated network server (fio.service, port 8765).
+in_root systemctl mask fio.service >/dev/null 2>&1
 # firstboot fails without a tty (system would report degraded); the others have
 # no hardware to manage in a container.
 in_root systemctl mask systemd-firstboot.service getty@tty1.service console-getty.service \
