@@ -12,15 +12,16 @@ MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
 LAB_INVENTORY   ?= inventories/lab/hosts.yml
 MOLECULE_SCENARIOS ?= default volumes
 
-.PHONY: help venv engine image mirror hosts lab status lab-destroy lint unit molecule test bench bench-cross-az
+.PHONY: help venv engine image mirror tools hosts lab status lab-destroy lint unit rules molecule test bench bench-cross-az bench-backup
 
 help:
-	@echo "make lab          local 3-member etcd lab over SSH (sets everything up)"
+	@echo "make lab          local 3-member etcd lab plus Prometheus, over SSH (sets everything up)"
 	@echo "make status       status table of the lab cluster"
 	@echo "make lab-destroy  remove the lab containers (keeps .lab/ with the CA)"
 	@echo "make test         lint, unit tests and molecule scenarios"
 	@echo "make bench        provisioning benchmark (cold and re-run)"
 	@echo "make bench-cross-az  leader changes under 30-50 ms RTT: default vs computed timeouts"
+	@echo "make bench-backup    snapshot time of a ~1 GiB database; write p99 with and without a snapshot running"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ image: engine
 mirror:
 	lab/mirror.sh $(MIRROR_VERSIONS)
 
+# promtool, unpacked from Debian's prometheus package into .cache/tools/bin.
+tools:
+	lab/tools.sh
+
 hosts: image
 	lab/up.sh
 
@@ -55,8 +60,13 @@ lint: venv
 	yamllint -s .
 	ansible-lint --profile production
 
-unit: venv
+unit: venv tools
 	pytest -q tests/unit
+
+# The alert rules load, and each one fires and stays quiet where its unit test says.
+rules: tools
+	.cache/tools/bin/promtool check rules roles/etcd_prometheus/files/etcd-alerts.yml
+	.cache/tools/bin/promtool test rules tests/prometheus/etcd-alerts.test.yml
 
 # The volumes scenario gets fresh loop devices (stand-ins for NVMe disks) for each run.
 molecule: venv mirror image
@@ -68,10 +78,13 @@ molecule: venv mirror image
 	  else molecule test -s $$s; fi; \
 	done
 
-test: lint unit molecule
+test: lint unit rules molecule
 
 bench: venv mirror hosts
 	bench/provision.sh
 
 bench-cross-az: venv mirror hosts
 	bench/cross_az.sh
+
+bench-backup: venv mirror hosts
+	bench/backup.sh

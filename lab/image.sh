@@ -21,11 +21,14 @@ KEY="$ROOT/.lab/ssh/id_ed25519"
 CACHE="$ROOT/.cache"
 ROOTFS="$CACHE/image-rootfs"
 LABEL=io.etcd-lab.build-hash
+# The lab network has no route out, so the packages the roles install (fio, rclone,
+# node exporter, Prometheus) are baked in; on real hosts the roles install them with apt.
 # python3-cryptography: members generate their own keys with community.crypto (no route out
 # in the lab); debootstrap cannot resolve its virtual cffi dependency, so name it too.
 PACKAGES=(
   systemd systemd-sysv dbus libpam-systemd python3 python3-apt python3-cryptography python3-cffi-backend openssh-server sudo
   iproute2 iputils-ping procps ca-certificates less xz-utils curl netbase e2fsprogs fio
+  openssl rclone prometheus-node-exporter prometheus
 )
 
 log() { echo "image.sh: $*"; }
@@ -133,6 +136,13 @@ in_root systemctl mask systemd-firstboot.service getty@tty1.service console-gett
   systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service \
   sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
   dev-hugepages.mount systemd-remount-fs.service >/dev/null 2>&1
+
+# The monitoring roles configure TLS before they enable these; until then nothing listens.
+# systemd applies presets at first boot (no machine-id yet), so disable them there too.
+in_root systemctl disable prometheus.service prometheus-node-exporter.service >/dev/null 2>&1
+install -d "$ROOTFS/etc/systemd/system-preset"
+printf 'disable prometheus.service\ndisable prometheus-node-exporter.service\n' \
+  >"$ROOTFS/etc/systemd/system-preset/10-etcd-lab.preset"
 
 # Non-root admin user for Ansible: key-only login ('*' = no password, not locked).
 in_root useradd --create-home --shell /bin/bash --user-group ops
