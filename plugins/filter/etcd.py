@@ -14,6 +14,7 @@ _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _MODULE_UTILS not in sys.path:
     sys.path.insert(0, _MODULE_UTILS)
 
+import etcd_backup  # noqa: E402
 import etcd_config  # noqa: E402
 import etcd_inventory  # noqa: E402
 import etcd_plan  # noqa: E402
@@ -105,6 +106,21 @@ def etcd_volume_plan(pair: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def etcd_calendar_interval(analyze_output: str) -> int:
+    """Longest gap in seconds between the runs `systemd-analyze calendar --iterations=N` lists."""
+    return etcd_backup.calendar_interval(str(analyze_output or ""))
+
+
+def etcd_private_address(address: Any) -> bool:
+    """True for a loopback or private (RFC 1918, ULA, link-local) IP address; never 0.0.0.0 or ::."""
+    import ipaddress
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return False
+    return (ip.is_private or ip.is_loopback) and not ip.is_unspecified
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -120,4 +136,6 @@ class FilterModule:
             "etcd_member_config": etcd_member_config,
             "etcd_rolling_order": etcd_rolling_order,
             "etcd_volume_plan": etcd_volume_plan,
+            "etcd_calendar_interval": etcd_calendar_interval,
+            "etcd_private_address": etcd_private_address,
         }

@@ -30,6 +30,13 @@ options:
     description: systemd unit name of etcd.
     type: str
     default: etcd
+  paths:
+    description:
+      - Paths whose filesystem to identify (for example the backup folder), existing or not.
+      - A path that does not exist yet is looked up through its nearest existing parent.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -84,6 +91,11 @@ clock_synchronized:
   description: C(yes) or C(no) from systemd's NTPSynchronized, or C(unknown) where it cannot be read.
   returned: always
   type: str
+filesystem_ids:
+  description: Device number of the filesystem holding each of I(paths) and of I(data_dir).
+  returned: always
+  type: dict
+  sample: {"/var/lib/etcd": 66306, "/var/backups/etcd": 66305}
 """
 
 import os
@@ -92,11 +104,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.etcd_versions import installed_version_from_output
 
 
-def free_bytes(path: str) -> int:
-    """Free space where the data directory is, or would be created (nearest existing parent)."""
+def existing_parent(path: str) -> str:
+    """The path itself or its nearest existing parent: where it is, or would be created."""
     while path and not os.path.exists(path):
         path = os.path.dirname(path)
-    stats = os.statvfs(path or "/")
+    return path or "/"
+
+
+def free_bytes(path: str) -> int:
+    stats = os.statvfs(existing_parent(path))
     return stats.f_bavail * stats.f_frsize
 
 
@@ -129,6 +145,7 @@ def main() -> None:
             bin_dir=dict(type="path", default="/usr/local/bin"),
             data_dir=dict(type="path", default="/var/lib/etcd"),
             service=dict(type="str", default="etcd"),
+            paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -160,6 +177,8 @@ def main() -> None:
         initialized=os.path.isdir(os.path.join(module.params["data_dir"], "member")),
         service_active=active,
         python_cryptography=has_cryptography,
+        filesystem_ids={p: os.stat(existing_parent(p)).st_dev
+                        for p in [module.params["data_dir"]] + module.params["paths"]},
     )
 
 
