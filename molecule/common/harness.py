@@ -23,7 +23,9 @@ INVENTORY = Path()
 # Everything provisioning manages, plus the running process: any change shows here.
 SNAPSHOT = (
     "sha256sum /etc/etcd/etcd.conf.yml /etc/etcd/etcdctl.env /etc/etcd/pki/* /etc/systemd/system/etcd.service "
-    "/etc/profile.d/etcdctl.sh /opt/etcd/*/* /etc/fstab; "
+    "/etc/profile.d/etcdctl.sh /opt/etcd/*/* /etc/fstab /etc/etcd-backup/config.json /etc/etcd-backup/pki/* "
+    "/etc/systemd/system/etcd-backup.* /usr/local/sbin/etcd-backup /usr/local/lib/etcd-backup/* "
+    "/etc/default/prometheus-node-exporter /etc/prometheus/node-exporter-web.yml; "
     "stat -c '%n %a %U %G %Y' /etc/etcd /etc/etcd/* /etc/etcd/pki/* /opt/etcd /opt/etcd/* /var/lib/etcd "
     "/usr/local/bin/etcd*; "
     "readlink /usr/local/bin/etcd /usr/local/bin/etcdctl; findmnt -rno SOURCE,TARGET,OPTIONS /var/lib/etcd; "
@@ -39,9 +41,10 @@ def configure(members: Mapping[str, str], inventory: Path) -> None:
 
 
 def ssh(member: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command on a member (by name) or any lab host (by address) as `ops`."""
     return subprocess.run(
         ["ssh", "-i", str(KEY), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "ops@" + MEMBERS[member], command],
+         "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "ops@" + MEMBERS.get(member, member), command],
         capture_output=True, text=True, timeout=120, check=check,
     )
 

@@ -5,6 +5,9 @@ import re
 
 from conftest import MEMBERS, etcdctl, json_of
 
+# The etcd members only (the scenario also has a Prometheus host).
+testinfra_hosts = sorted(MEMBERS)
+
 
 def test_service_active_enabled_and_running_as_etcd(host):
     service = host.service("etcd")
@@ -85,8 +88,16 @@ def test_no_plaintext_listener(host):
     config = host.file("/etc/etcd/etcd.conf.yml").content_string
     assert "http://" not in config
     assert "client-cert-auth: true" in config
-    # Only sshd and Docker's embedded DNS (127.0.0.11) listen besides etcd's two TLS ports.
+    # Only sshd and Docker's embedded DNS (127.0.0.11) listen besides etcd's TLS client, peer
+    # and metrics ports and node_exporter's TLS port.
     listening = host.check_output("ss -Htln")
     ports = sorted({port for addr, port in re.findall(r"(\S+):(\d+)\s", listening)
                     if port != "22" and addr != "127.0.0.11"})
-    assert ports == ["2379", "2380"]
+    assert ports == ["2379", "2380", "2381", "9100"]
+    # Both metrics listeners want a client certificate from the cluster CA.
+    address = MEMBERS[host.backend.get_hostname()]
+    for port in (2381, 9100):
+        bare = host.run("curl -sS -m 5 --cacert /etc/etcd/pki/ca.crt https://%s:%d/metrics" % (address, port))
+        assert bare.rc != 0, "port %d served metrics without a client certificate" % port
+        plain = host.run("curl -sS -m 5 http://%s:%d/metrics" % (address, port))
+        assert plain.rc != 0 or "etcd_" not in plain.stdout, "port %d served plain HTTP" % port

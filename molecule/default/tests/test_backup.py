@@ -1,0 +1,195 @@
+"""Backups on the real cluster: the timer's service started by hand, a real S3 server.
+
+The off-host remote is moto's S3 server, started here on the scenario network's gateway
+(the members' only route off their internal network) and reached by rclone on the members.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import boto3
+import pytest
+
+import harness
+from conftest import MEMBERS
+
+S3_HOST, S3_PORT, BUCKET, PREFIX = "172.31.241.1", 9000, "etcd-backups", "molecule"
+BACKUPS = "/var/backups/etcd"
+
+
+class S3Server:
+    def __init__(self) -> None:
+        self.proc = None
+        self.client = boto3.client("s3", endpoint_url=f"http://{S3_HOST}:{S3_PORT}", region_name="us-east-1",
+                                   aws_access_key_id="molecule", aws_secret_access_key="molecule-secret")
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", S3_HOST, "-p", str(S3_PORT)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection((S3_HOST, S3_PORT), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        self.client.create_bucket(Bucket=BUCKET)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def objects(self) -> dict:
+        listed = self.client.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX + "/")
+        return {o["Key"].split("/", 1)[1]: o["Size"] for o in listed.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+def sh(member: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return harness.ssh(member, command, check=check)
+
+
+def leader() -> str:
+    statuses = json.loads(sh("m1", "sudo -i etcdctl endpoint status --cluster -w json").stdout)
+    members = json.loads(sh("m1", "sudo -i etcdctl member list -w json").stdout)["members"]
+    lead = statuses[0]["Status"]["leader"]
+    return next(m["name"] for m in members if m["ID"] == lead)
+
+
+def run_job(member: str) -> tuple[int, dict]:
+    """Start the timer's service by hand, as an operator would; return (rc, last run)."""
+    started = sh(member, "sudo systemctl start etcd-backup.service", check=False)
+    last = json.loads(sh(member, "sudo cat /var/lib/etcd-backup/last-run.json").stdout)
+    return started.returncode, last
+
+
+def snapshots(member: str) -> list[str]:
+    out = sh(member, f"sudo ls -1 {BACKUPS}").stdout.split()
+    return sorted(n for n in out if n.endswith(".db"))
+
+
+def metric(member: str, line_start: str) -> float:
+    text = sh(member, "cat /var/lib/prometheus/node-exporter/etcd_backup.prom").stdout
+    return float(next(ln.split()[-1] for ln in text.splitlines() if ln.startswith(line_start)))
+
+
+def test_timer_is_scheduled_on_every_member():
+    for member in MEMBERS:
+        assert sh(member, "systemctl is-active etcd-backup.timer").stdout.strip() == "active"
+        assert sh(member, "systemctl show -p User --value etcd-backup.service").stdout.strip() == "etcd-backup"
+
+
+def test_only_the_leader_takes_a_verified_snapshot_that_restores(s3):
+    value = uuid.uuid4().hex
+    sh("m1", f"sudo -i etcdctl put backup-probe {value}")
+    lead = leader()
+    results = {m: run_job(m) for m in MEMBERS}
+    taken = {m: r for m, (rc, r) in results.items() if r["action"] == "taken"}
+    assert list(taken) == [lead], results
+    for member, (rc, last) in results.items():
+        assert rc == 0, (member, last)
+        if member != lead:
+            assert last["action"] == "skipped" and f"{lead} leads" in last["message"]
+    snap = taken[lead]["snapshot"]
+    name = snap.rsplit("/", 1)[1]
+    assert re.fullmatch(r"etcd-molecule-\d{8}T\d{6}Z-r\d+\.db", name)
+    # The .sha256 beside it checks out, and the file is the job's alone.
+    assert sh(lead, f"sudo sh -c 'cd {BACKUPS} && sha256sum -c {name}.sha256'").returncode == 0
+    assert sh(lead, f"sudo stat -c '%U %a' {snap}").stdout.split() == ["etcd-backup", "600"]
+    # Restore into an empty data dir, start a throwaway one-member etcd on loopback, read the key.
+    script = f"""set -e
+d=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
+etcdutl snapshot restore {snap} --data-dir "$d/data" --name probe \\
+  --initial-cluster probe=http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 >/dev/null
+etcd --name probe --data-dir "$d/data" --listen-client-urls http://127.0.0.1:23790 \\
+  --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \\
+  --initial-advertise-peer-urls http://127.0.0.1:23800 --initial-cluster probe=http://127.0.0.1:23800 \\
+  --listen-metrics-urls '' >"$d/log" 2>&1 &
+pid=$!
+for i in $(seq 50); do env -u ETCDCTL_CACERT -u ETCDCTL_CERT -u ETCDCTL_KEY -u ETCDCTL_ENDPOINTS \\
+  etcdctl --endpoints http://127.0.0.1:23790 get backup-probe --print-value-only 2>/dev/null && exit 0; sleep 0.2; done
+cat "$d/log" >&2; exit 1
+"""
+    restored = sh(lead, "sudo bash -c " + _quote(script), check=False)
+    assert restored.returncode == 0 and restored.stdout.strip() == value, restored.stderr[-2000:]
+    # The off-host copy landed, whole.
+    objects = s3.objects()
+    size = int(sh(lead, f"sudo stat -c %s {snap}").stdout)
+    assert objects.get(name) == size and name + ".sha256" in objects
+
+
+def test_retention_prunes_exactly_what_it_should(s3):
+    lead = leader()
+    before = snapshots(lead)
+    assert before, "the previous test left a snapshot"
+    now = dt.datetime.now(dt.timezone.utc)
+    day = lambda n, hh: (now - dt.timedelta(days=n)).strftime(f"%Y%m%dT{hh}0000Z")  # noqa: E731
+    seeds = {  # keep_last=3, keep_daily=2 (today and yesterday)
+        "yesterday_late": f"etcd-molecule-{day(1, '22')}-r5.db",
+        "yesterday_early": f"etcd-molecule-{day(1, '01')}-r4.db",
+        "two_days_ago": f"etcd-molecule-{day(2, '12')}-r3.db",
+        "last_week": f"etcd-molecule-{day(7, '12')}-r2.db",
+    }
+    src = before[-1]
+    cmds = [f"cp -p {src} {n} && sed 's/{src}/{n}/' {src}.sha256 > {n}.sha256 && chown etcd-backup: {n}.sha256"
+            for n in seeds.values()]
+    cmds += ["echo keep > operator-notes.txt", "cp -p {0} etcd-molecule-20200101T000000Z-r1.db".format(src)]
+    sh(lead, "sudo sh -c " + _quote(f"cd {BACKUPS} && " + " && ".join(cmds)))
+    rc, last = run_job(lead)
+    assert rc == 0 and last["action"] == "taken", last
+    new = last["snapshot"].rsplit("/", 1)[1]
+    after = set(sh(lead, f"sudo ls -1 {BACKUPS}").stdout.split())
+    # Newest three (new, the earlier real one, yesterday's late one) and yesterday's newest.
+    expected_kept = {new, before[-1], seeds["yesterday_late"]}
+    assert {n for n in after if n.endswith(".db") and n + ".sha256" in after} == expected_kept
+    assert sorted(last["pruned_local"]) == sorted(
+        [seeds["yesterday_early"], seeds["two_days_ago"], seeds["last_week"]] + before[:-1])
+    # Files the job did not verify are never its to delete.
+    assert {"operator-notes.txt", "etcd-molecule-20200101T000000Z-r1.db"} <= after
+    # The remote keeps its own count: the two newest.
+    remote = sorted(n for n in s3.objects() if n.endswith(".db"))
+    assert remote == sorted([new, before[-1]]) or remote == [new] and len(before) == 1
+    sh(lead, f"sudo sh -c 'cd {BACKUPS} && rm -f operator-notes.txt etcd-molecule-20200101T000000Z-r1.db'")
+
+
+def test_remote_down_keeps_the_local_snapshot_and_counts_the_failure(s3):
+    lead = leader()
+    failures_before = metric(lead, 'etcd_backup_failures_total{stage="upload"}')
+    s3.stop()
+    try:
+        rc, last = run_job(lead)
+        assert rc != 0 and last["action"] == "failed" and last["stage"] == "upload", last
+        name = last["snapshot"].rsplit("/", 1)[1]
+        assert name in snapshots(lead)
+        assert sh(lead, f"sudo sh -c 'cd {BACKUPS} && sha256sum -c {name}.sha256'").returncode == 0
+        assert metric(lead, 'etcd_backup_failures_total{stage="upload"}') == failures_before + 1
+        assert metric(lead, "etcd_backup_last_run_success") == 0
+        # The journal says what failed.
+        journal = sh(lead, "sudo journalctl -u etcd-backup.service -n 20 --no-pager").stdout
+        assert "rclone" in journal and "failed" in journal
+    finally:
+        s3.start()
+    rc, last = run_job(lead)
+    assert rc == 0 and last["uploaded"], last
+    assert metric(lead, "etcd_backup_last_run_success") == 1
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
