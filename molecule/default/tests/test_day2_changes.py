@@ -29,6 +29,8 @@ def test_setting_change_restarts_one_member_at_a_time_leader_last(tmp_path):
     assert changed.returncode == 0, output[-3000:]
     restarted = re.findall(r"(?:TASK|RUNNING HANDLER) \[etcd_member : Restart etcd on (m\d)\]", output)
     assert sorted(restarted) == ["m1", "m2", "m3"], output[-3000:]
+    # No data volumes here: backups and data share the root filesystem, and the run says so.
+    assert "etcd_backup_dir /var/backups/etcd is on the same filesystem as the etcd data" in " ".join(output.split())
     assert restarted[-1] == leader, "leader %s should restart last, order was %s" % (leader, restarted)
     # Each restart is followed by a health gate before the next member is touched.
     gates = re.findall(r"(?:TASK|RUNNING HANDLER) \[etcd_member : Wait for the cluster to be healthy again after restarting (m\d)\]",
