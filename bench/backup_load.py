@@ -107,9 +107,12 @@ def report(args: argparse.Namespace) -> int:
     during = json.load(open(args.during, encoding="utf-8"))["samples"]
     job = json.load(open(args.job, encoding="utf-8"))
     window = (job["started"], job["finished"])
+    saved = job["started"] + job.get("save_seconds", 0)
     rows = [("no snapshot (whole run)", stats(base)),
             ("snapshot running (writes inside its window)", stats(during, *window)),
-            ("same run, outside the window", {**stats([s for s in during if not window[0] <= s[0] <= window[1]])})]
+            ("  of those, during snapshot save", stats(during, window[0], saved)),
+            ("  of those, during verify", stats(during, saved, window[1])),
+            ("same run, outside the window", stats([s for s in during if not window[0] <= s[0] <= window[1]]))]
     fmt = "%-46s %7s %7s %9s %9s %9s"
     print(fmt % ("client writes (256 B, round-robin)", "writes", "errors", "p50 ms", "p99 ms", "max ms"))
     for label, r in rows:

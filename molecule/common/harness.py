@@ -65,8 +65,9 @@ def cluster_healthy(member: str) -> bool:
     return len(health) == len(MEMBERS) and all(h["health"] for h in health)
 
 
-def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str) -> subprocess.CompletedProcess:
-    """Run playbooks/site.yml against a custom inventory of the scenario's hosts.
+def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str,
+             playbook: str = "site.yml") -> subprocess.CompletedProcess:
+    """Run playbooks/site.yml (or another playbook) against a custom inventory of the scenario's hosts.
 
     Per-host overrides are merged into copies of the scenario's host_vars files (host_vars
     files beat variables written inline in an inventory, so they must go there).
@@ -85,6 +86,6 @@ def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / "site.yml"), *extra],
+        ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / playbook), *extra],
         capture_output=True, text=True, timeout=900, env=env, cwd=str(PROJECT),
     )

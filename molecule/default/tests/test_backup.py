@@ -6,6 +6,7 @@ The off-host remote is moto's S3 server, started here on the scenario network's 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import socket
@@ -135,6 +136,21 @@ cat "$d/log" >&2; exit 1
     assert objects.get(name) == size and name + ".sha256" in objects
 
 
+def test_backup_playbook_fetches_a_verified_snapshot_to_the_controller(s3, tmp_path):
+    fetched = tmp_path / "fetched"
+    result = harness.run_site(tmp_path, {m: {} for m in MEMBERS}, "-e", f"etcd_backup_fetch_dir={fetched}",
+                              playbook="backup.yml")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    snaps = sorted(fetched.glob("*.db"))
+    assert len(snaps) == 1 and (fetched / (snaps[0].name + ".sha256")).exists()
+    digest = hashlib.sha256(snaps[0].read_bytes()).hexdigest()
+    assert (fetched / (snaps[0].name + ".sha256")).read_text().split()[0] == digest
+    # A snapshot holds every secret in the cluster: private on the controller too.
+    assert fetched.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in fetched.iterdir())
+    assert f"Verified snapshot {snaps[0].name}" in " ".join(result.stdout.split())
+
+
 def test_retention_prunes_exactly_what_it_should(s3):
     lead = leader()
     before = snapshots(lead)
@@ -156,16 +172,19 @@ def test_retention_prunes_exactly_what_it_should(s3):
     assert rc == 0 and last["action"] == "taken", last
     new = last["snapshot"].rsplit("/", 1)[1]
     after = set(sh(lead, f"sudo ls -1 {BACKUPS}").stdout.split())
-    # Newest three (new, the earlier real one, yesterday's late one) and yesterday's newest.
-    expected_kept = {new, before[-1], seeds["yesterday_late"]}
+    # Newest first: this run's, the earlier real ones (all today), then the seeds.
+    ordered = [new] + before[::-1] + [seeds[k] for k in ("yesterday_late", "yesterday_early",
+                                                          "two_days_ago", "last_week")]
+    # keep_last=3 keeps the first three; keep_daily=2 adds today's and yesterday's newest.
+    expected_kept = set(ordered[:3]) | {new, seeds["yesterday_late"]}
     assert {n for n in after if n.endswith(".db") and n + ".sha256" in after} == expected_kept
-    assert sorted(last["pruned_local"]) == sorted(
-        [seeds["yesterday_early"], seeds["two_days_ago"], seeds["last_week"]] + before[:-1])
+    assert sorted(last["pruned_local"]) == sorted(set(ordered) - expected_kept)
+    assert {seeds["yesterday_early"], seeds["two_days_ago"], seeds["last_week"]} <= set(last["pruned_local"])
     # Files the job did not verify are never its to delete.
     assert {"operator-notes.txt", "etcd-molecule-20200101T000000Z-r1.db"} <= after
     # The remote keeps its own count: the two newest.
     remote = sorted(n for n in s3.objects() if n.endswith(".db"))
-    assert remote == sorted([new, before[-1]]) or remote == [new] and len(before) == 1
+    assert remote == sorted([new, before[-1]])
     sh(lead, f"sudo sh -c 'cd {BACKUPS} && rm -f operator-notes.txt etcd-molecule-20200101T000000Z-r1.db'")
 
 
