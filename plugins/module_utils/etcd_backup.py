@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -95,6 +96,23 @@ def retention_plan(names: Sequence[str], cluster: str, keep_last: int, keep_dail
             keep.add(s.name)
     ordered = [s.name for s in snaps]
     return [n for n in ordered if n in keep], [n for n in ordered if n not in keep]
+
+
+def scheduled_wait(trigger_usec: Optional[str], delay_seconds: int, now: float) -> float:
+    """Seconds to wait before a timer-started run checks who leads.
+
+    Every member's timer elapses at the same scheduled time (no per-host random delay);
+    systemd passes it as $TRIGGER_TIMER_REALTIME_USEC (systemd 250+). Each member then
+    waits the same per-cluster offset, so all of them ask "who leads?" at one moment and
+    exactly one takes the snapshot. Runs started by hand (no variable) start at once.
+    """
+    if not trigger_usec:
+        return 0.0
+    try:
+        target = int(trigger_usec) / 1e6 + max(delay_seconds, 0)
+    except ValueError:
+        return 0.0
+    return max(0.0, min(target - now, float(max(delay_seconds, 0))))
 
 
 def calendar_interval(analyze_output: str) -> int:
@@ -184,6 +202,7 @@ def verify_problems(size: int, trailer_ok: bool, status: SnapshotStatus, min_byt
 class State:
     """What the metrics report; kept in a JSON file between runs."""
 
+    first_run_timestamp: float = 0.0
     last_run_timestamp: float = 0.0
     last_run_success: int = 1
     last_success_timestamp: float = 0.0
@@ -206,7 +225,10 @@ class State:
             if key == "failures" and isinstance(value, dict):
                 state.failures.update({k: int(v) for k, v in value.items() if k in STAGES})
             elif hasattr(state, key):
-                setattr(state, key, type(getattr(state, key))(value))
+                try:
+                    setattr(state, key, type(getattr(state, key))(value))
+                except (TypeError, ValueError):
+                    pass  # a damaged field starts over; the others are kept
         return state
 
     def to_dict(self) -> Dict[str, Any]:
@@ -214,6 +236,7 @@ class State:
 
 
 METRICS_HELP = (
+    ("etcd_backup_first_run_timestamp_seconds", "gauge", "When the backup job first ran on this member."),
     ("etcd_backup_last_run_timestamp_seconds", "gauge", "When the backup job last ran on this member."),
     ("etcd_backup_last_run_success", "gauge",
      "1 if the last run succeeded or was skipped because another member leads, 0 if it failed."),
@@ -225,12 +248,13 @@ METRICS_HELP = (
     ("etcd_backup_upload_last_success_timestamp_seconds", "gauge",
      "When a snapshot last reached the off-host remote (0: never or no remote)."),
     ("etcd_backup_local_snapshots", "gauge", "Verified snapshots kept in the local backup folder."),
-    ("etcd_backup_interval_seconds", "gauge", "Interval of the backup timer's schedule."),
+    ("etcd_backup_interval_seconds", "gauge", "Longest gap between two scheduled runs."),
 )
 
 
 def render_metrics(state: State, interval_seconds: int) -> str:
     values = {
+        "etcd_backup_first_run_timestamp_seconds": state.first_run_timestamp,
         "etcd_backup_last_run_timestamp_seconds": state.last_run_timestamp,
         "etcd_backup_last_run_success": state.last_run_success,
         "etcd_backup_last_success_timestamp_seconds": state.last_success_timestamp,
@@ -295,6 +319,7 @@ class Config:
     min_bytes: int = 16384
     timeout_seconds: int = 1800
     interval_seconds: int = 3600
+    delay_seconds: int = 0  # the cluster's own offset after each scheduled time
     rclone: str = "/usr/bin/rclone"
     rclone_config: str = ""
     remote: str = ""  # "name:bucket/prefix"; empty: no off-host copy
@@ -353,8 +378,8 @@ class Job:
             command_timeout=f"{cfg.timeout_seconds}s")
 
     # -- steps -------------------------------------------------------------
-    def leader_check(self) -> Tuple[bool, int, str]:
-        """(this member leads, revision now, leader's name or id)."""
+    def leader_check(self) -> Tuple[bool, int, str, int]:
+        """(this member leads, revision now, leader's name or id, database size)."""
         rc, out, err = self.ctl.endpoint_status(self.cfg.endpoint)
         statuses = etcd_status.parse_endpoint_status(out) if rc == 0 else []
         if not statuses:
@@ -369,7 +394,7 @@ class Job:
             for m in etcd_status.parse_member_list(out).members:
                 if m.id == st.leader and m.name:
                     leader = m.name
-        return st.is_leader, st.revision, leader
+        return st.is_leader, st.revision, leader, st.db_size
 
     def save(self, path: str) -> None:
         rc, out, err = self.ctl([self.cfg.endpoint], "snapshot", "save", path)
@@ -419,6 +444,7 @@ class Job:
         return prune
 
     def prune_local(self) -> Tuple[List[str], int]:
+        """(pruned names, verified snapshots kept)."""
         names = os.listdir(self.cfg.directory)
         # Only names with their .sha256 are verified snapshots; others are left alone.
         verified = [n for n in names if n + ".sha256" in names]
@@ -434,14 +460,18 @@ class Job:
         state = State.load(self.cfg.state_file)
         start = self.now()
         state.last_run_timestamp = start
+        state.first_run_timestamp = state.first_run_timestamp or start
+        self._stage = "status"
         try:
             result = self._run(state, start, force)
-        except BackupError as e:
-            state.failures[e.stage] = state.failures.get(e.stage, 0) + 1
-            result = Result(rc=EXIT_FAILED, action="failed", stage=e.stage, message=str(e))
+        except Exception as e:  # noqa: BLE001 - every failure must reach the metrics
+            stage = e.stage if isinstance(e, BackupError) else self._stage
+            message = str(e) if isinstance(e, BackupError) else f"{type(e).__name__}: {e}"
+            state.failures[stage] = state.failures.get(stage, 0) + 1
+            result = Result(rc=EXIT_FAILED, action="failed", stage=stage, message=message)
             state.last_run_success = 0
-            if e.stage == "upload" and getattr(self, "_taken", None):
-                # The local snapshot is verified and kept; only the copy failed.
+            if stage in ("upload", "retention") and getattr(self, "_taken", None):
+                # The local snapshot is verified and kept; only a later step failed.
                 result.snapshot = os.path.join(self.cfg.directory, self._taken[0])
                 result.revision = self._taken[1]
         else:
@@ -455,16 +485,28 @@ class Job:
 
     def _run(self, state: State, start: float, force: bool) -> Result:
         cfg = self.cfg
-        leads, revision, leader = self.leader_check()
+        leads, revision, leader, db_size = self.leader_check()
         if not leads and not force:
-            return Result(rc=EXIT_OK, action="skipped",
+            # A former leader still prunes what it took back then.
+            self._stage = "retention"
+            pruned, state.local_snapshots = self.prune_local()
+            return Result(rc=EXIT_OK, action="skipped", pruned_local=pruned,
                           message=f"not the leader ({leader} leads and takes this run's snapshot)")
+        self._stage = "snapshot"
         incoming = os.path.join(cfg.directory, ".incoming")
         os.makedirs(incoming, mode=0o700, exist_ok=True)
+        # Leftovers of a run that was killed: ours, never verified (we hold the lock).
+        for leftover in os.listdir(incoming):
+            os.remove(os.path.join(incoming, leftover))
+        free = shutil.disk_usage(cfg.directory).free
+        if free < db_size + (64 << 20):
+            raise BackupError("snapshot", f"{cfg.directory} has {free} B free, the database is {db_size} B: "
+                              "free space, lower retention, or move etcd_backup_dir to a bigger disk")
         taken = _utc(start)
         part = os.path.join(incoming, f"etcd-{cfg.cluster}-{taken:%Y%m%dT%H%M%SZ}.db")
         self.save(part)
         saved = self.now()
+        self._stage = "verify"
         size = os.path.getsize(part)
         whole, trailer_ok = file_digests(part)
         try:
@@ -473,26 +515,23 @@ class Job:
         except BackupError as e:
             problems, status = [str(e)], SnapshotStatus(0, 0, 0, 0)
         if problems:
-            failed = os.path.join(cfg.directory, "failed")
-            os.makedirs(failed, mode=0o700, exist_ok=True)
-            os.replace(part, os.path.join(failed, os.path.basename(part)))
+            failed = self.keep_failed(part)
             raise BackupError("verify", f"snapshot kept in {failed} for inspection, not trusted: "
                               + "; ".join(problems))
         name = snapshot_name(cfg.cluster, taken, status.revision)
         final = os.path.join(cfg.directory, name)
-        os.replace(part, final)
+        # Checksum first: a .db in place always has its .sha256 (retention trusts only those).
         write_atomic(final + ".sha256", f"{whole}  {name}\n", 0o600)
+        os.replace(part, final)
+        fsync_dir(cfg.directory)
         verified = self.now()
         duration = verified - start
         self._taken = (name, status.revision)
         state.last_success_timestamp = self.now()
         state.last_size_bytes, state.last_revision = size, status.revision
         state.last_duration_seconds = round(duration, 3)
-        try:
-            pruned, kept = self.prune_local()
-        except OSError as e:
-            raise BackupError("retention", f"local retention failed: {e}") from e
-        state.local_snapshots = kept
+        self._stage = "retention"
+        pruned, state.local_snapshots = self.prune_local()
         result = Result(rc=EXIT_OK, action="taken", snapshot=final, sha256=whole,
                         revision=status.revision, size=size, duration_seconds=round(duration, 3),
                         save_seconds=round(saved - start, 3), verify_seconds=round(verified - saved, 3),
@@ -500,12 +539,23 @@ class Job:
                         message=f"verified snapshot {name}: revision {status.revision}, "
                                 f"{status.total_keys} keys, {size} B in {duration:.1f} s")
         if cfg.remote:
+            self._stage = "upload"
             self.upload(name)
             result.uploaded = True
             state.upload_last_success_timestamp = self.now()
             result.pruned_remote = self.prune_remote()
             result.message += f"; copied to {cfg.remote}"
         return result
+
+    def keep_failed(self, part: str, keep: int = 2) -> str:
+        """Move an untrusted snapshot aside for inspection; only the newest ``keep`` stay,
+        so a lasting fault cannot fill the disk with full-size copies."""
+        failed = os.path.join(self.cfg.directory, "failed")
+        os.makedirs(failed, mode=0o700, exist_ok=True)
+        os.replace(part, os.path.join(failed, os.path.basename(part)))
+        for old in sorted(os.listdir(failed), reverse=True)[keep:]:
+            os.remove(os.path.join(failed, old))
+        return failed
 
     def write_state(self, state: State) -> None:
         write_atomic(self.cfg.state_file, json.dumps(state.to_dict(), indent=1, sort_keys=True), 0o600)

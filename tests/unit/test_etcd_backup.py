@@ -191,6 +191,18 @@ class FakeHost:
         raise AssertionError(verb)
 
 
+def with_status(host: FakeHost, mutate):
+    """The host, with `endpoint status` answers changed by ``mutate(status_dict)``."""
+    def run(argv):
+        rc, out, err = host(argv)
+        if "endpoint" in argv and "status" in argv:
+            doc = json.loads(out)
+            mutate(doc[0]["Status"])
+            out = json.dumps(doc)
+        return rc, out, err
+    return run
+
+
 @pytest.fixture
 def cfg(tmp_path):
     (tmp_path / "backups").mkdir()
@@ -316,16 +328,7 @@ def test_unverified_and_foreign_files_survive_retention(cfg, tmp_path):
 
 
 def test_no_leader_fails_with_status_stage(cfg, tmp_path):
-    host = FakeHost(tmp_path)
-    orig = host.__call__
-
-    def no_leader(argv):
-        rc, out, err = orig(argv)
-        if "status" in argv and "endpoint" in argv:
-            doc = json.loads(out)
-            doc[0]["Status"].pop("leader")
-            out = json.dumps(doc)
-        return rc, out, err
+    no_leader = with_status(FakeHost(tmp_path), lambda st: st.pop("leader"))
     res = eb.run_locked(cfg, no_leader, now=Clock(NOW))
     assert res.rc == 1 and res.stage == "status" and "no leader" in res.message
     assert failures(cfg, "status") == 1
@@ -392,3 +395,91 @@ def test_untouched_cluster_snapshot_is_valid():
     # (etcdutl 3.5.30 counts keys of every bucket, membership included).
     assert eb.verify_problems(20512, True, eb.SnapshotStatus(1, 0, 8, 20480), 16384, 1) == []
     assert eb.verify_problems(20512, True, eb.SnapshotStatus(1, 0, 8, 20480), 16384, 2) != []
+
+
+def test_missing_rclone_fails_the_upload_step_and_keeps_the_snapshot(cfg, tmp_path):
+    host = FakeHost(tmp_path)
+    orig = host.__call__
+
+    def no_rclone(argv):
+        if os.path.basename(argv[0]) == "rclone":
+            return 127, "", "/usr/bin/rclone: No such file or directory"
+        return orig(argv)
+    res = eb.run_locked(cfg, no_rclone, now=Clock(NOW))
+    assert res.rc == 1 and res.stage == "upload" and "No such file" in res.message
+    assert os.path.exists(res.snapshot) and os.path.exists(res.snapshot + ".sha256")
+    assert failures(cfg, "upload") == 1 and metric(cfg, "etcd_backup_last_success_timestamp_seconds") > 0
+
+
+def test_unexpected_errors_still_reach_the_metrics(cfg, tmp_path):
+    host = FakeHost(tmp_path)
+    orig = host.__call__
+
+    def garbage_listing(argv):
+        if os.path.basename(argv[0]) == "rclone" and "lsjson" in argv:
+            return 0, "not json", ""
+        return orig(argv)
+    res = eb.run_locked(cfg, garbage_listing, now=Clock(NOW))
+    assert res.rc == 1 and res.stage == "upload" and res.message.startswith("JSONDecodeError")
+    assert failures(cfg, "upload") == 1 and metric(cfg, "etcd_backup_last_run_success") == 0
+    assert json.loads((Path(cfg.state_file).parent / "last-run.json").read_text())["action"] == "failed"
+
+
+def test_killed_run_leftovers_are_cleared_and_failed_copies_capped(cfg, tmp_path):
+    incoming = Path(cfg.directory) / ".incoming"
+    incoming.mkdir()
+    (incoming / "etcd-lab-20261121T000000Z.db.part").write_bytes(b"half")
+    host = FakeHost(tmp_path)
+    host.corrupt = True
+    clock = Clock(NOW)
+    seen = set()
+    for _ in range(4):
+        assert eb.run_locked(cfg, host, now=clock).stage == "verify"
+        seen |= set(os.listdir(Path(cfg.directory) / "failed"))
+    assert os.listdir(incoming) == []
+    kept = sorted(os.listdir(Path(cfg.directory) / "failed"))
+    assert len(seen) == 4 and kept == sorted(seen)[-2:]  # the newest two stay
+
+
+def test_refuses_to_start_without_room_for_the_snapshot(cfg, tmp_path):
+    host = FakeHost(tmp_path)
+    huge_db = with_status(host, lambda st: st.update(dbSize=1 << 60))
+    res = eb.run_locked(cfg, huge_db, now=Clock(NOW))
+    assert res.rc == 1 and res.stage == "snapshot" and "free" in res.message
+    assert not [c for c in host.calls if "save" in c]
+
+
+def test_a_former_leader_still_prunes_its_own_snapshots(cfg, tmp_path):
+    host = FakeHost(tmp_path)
+    clock = Clock(NOW)
+    for _ in range(4):
+        eb.run_locked(cfg, host, now=clock)
+    snaps = lambda: sorted(n for n in os.listdir(cfg.directory) if n.endswith(".db"))  # noqa: E731
+    assert len(snaps()) == 2
+    cfg.keep_last = 1
+    host.leads = False
+    res = eb.run_locked(cfg, host, now=clock)
+    assert res.action == "skipped" and len(res.pruned_local) == 1 and len(snaps()) == 1
+    assert metric(cfg, "etcd_backup_local_snapshots") == 1
+
+
+def test_first_run_time_is_kept_across_runs(cfg, tmp_path):
+    host = FakeHost(tmp_path, leads=False)
+    clock = Clock(NOW)
+    eb.run_locked(cfg, host, now=clock)
+    first = metric(cfg, "etcd_backup_first_run_timestamp_seconds")
+    eb.run_locked(cfg, host, now=clock)
+    assert metric(cfg, "etcd_backup_first_run_timestamp_seconds") == first > 0
+    assert metric(cfg, "etcd_backup_last_run_timestamp_seconds") > first
+
+
+def test_scheduled_runs_wait_for_the_clusters_slot_and_manual_runs_do_not():
+    elapse = NOW.timestamp()
+    usec = str(int(elapse * 1e6))
+    # Started by the timer at the scheduled second: wait the cluster's whole offset.
+    assert eb.scheduled_wait(usec, 420, elapse + 0.2) == pytest.approx(419.8)
+    # Started late (host was busy): wait only what is left; never more than the offset.
+    assert eb.scheduled_wait(usec, 420, elapse + 500) == 0
+    assert eb.scheduled_wait(str(int((elapse + 9999) * 1e6)), 420, elapse) == 420
+    # Started by hand or by an older systemd: no variable, no wait.
+    assert eb.scheduled_wait(None, 420, elapse) == 0 and eb.scheduled_wait("garbage", 420, elapse) == 0

@@ -91,9 +91,15 @@ def metric(member: str, line_start: str) -> float:
 
 
 def test_timer_is_scheduled_on_every_member():
+    offsets = set()
     for member in MEMBERS:
         assert sh(member, "systemctl is-active etcd-backup.timer").stdout.strip() == "active"
         assert sh(member, "systemctl show -p User --value etcd-backup.service").stdout.strip() == "etcd-backup"
+        # All members fire at the same second and wait the same per-cluster offset.
+        timer = sh(member, "systemctl show -p RandomizedDelayUSec -p AccuracyUSec etcd-backup.timer").stdout.split()
+        assert sorted(timer) == ["AccuracyUSec=1s", "RandomizedDelayUSec=0"]
+        offsets.add(json.loads(sh(member, "sudo cat /etc/etcd-backup/config.json").stdout)["delay_seconds"])
+    assert len(offsets) == 1 and 0 <= int(offsets.pop()) <= 600
 
 
 def test_only_the_leader_takes_a_verified_snapshot_that_restores(s3):

@@ -40,6 +40,11 @@ CASES = {
     "backup schedule systemd cannot parse": (
         ALL, ["-e", '{"etcd_backup_schedule": "every full moon"}'],
         ["every full moon", "is not a systemd calendar expression", "systemd-analyze calendar"]),
+    "cluster name unfit for snapshot file names": (
+        ALL, ["-e", '{"etcd_cluster_name": "prod eu"}'], ["names snapshot files", "rename it"]),
+    "backup folder inside the etcd data dir": (
+        ALL, ["-e", "etcd_backup_dir=/var/lib/etcd/backups"],
+        ["is inside the etcd data dir", "choose a folder on another disk"]),
     "plain-HTTP metrics on a wildcard address": (
         ALL, ["-e", "etcd_metrics_scheme=http", "-e", "etcd_metrics_address=0.0.0.0"],
         ["etcd_metrics_scheme is http but etcd_metrics_address", "is not a private or loopback IP address",
