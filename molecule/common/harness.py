@@ -57,6 +57,15 @@ def etcdctl_json(member: str, args: str):
     return json.loads(ssh(member, "sudo -i etcdctl %s -w json" % args).stdout)
 
 
+def leader_name() -> str:
+    """Name of the member the cluster follows now, asked through the first member."""
+    first = next(iter(MEMBERS))
+    statuses = etcdctl_json(first, "endpoint status --cluster")
+    members = etcdctl_json(first, "member list")["members"]
+    leader = statuses[0]["Status"]["leader"]
+    return next(m["name"] for m in members if m["ID"] == leader)
+
+
 def cluster_healthy(member: str) -> bool:
     result = ssh(member, "sudo -i etcdctl endpoint health --cluster -w json", check=False)
     if result.returncode != 0:

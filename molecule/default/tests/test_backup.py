@@ -66,13 +66,6 @@ def sh(member: str, command: str, check: bool = True) -> subprocess.CompletedPro
     return harness.ssh(member, command, check=check)
 
 
-def leader() -> str:
-    statuses = json.loads(sh("m1", "sudo -i etcdctl endpoint status --cluster -w json").stdout)
-    members = json.loads(sh("m1", "sudo -i etcdctl member list -w json").stdout)["members"]
-    lead = statuses[0]["Status"]["leader"]
-    return next(m["name"] for m in members if m["ID"] == lead)
-
-
 def run_job(member: str) -> tuple[int, dict]:
     """Start the timer's service by hand, as an operator would; return (rc, last run)."""
     started = sh(member, "sudo systemctl start etcd-backup.service", check=False)
@@ -105,7 +98,7 @@ def test_timer_is_scheduled_on_every_member():
 def test_only_the_leader_takes_a_verified_snapshot_that_restores(s3):
     value = uuid.uuid4().hex
     sh("m1", f"sudo -i etcdctl put backup-probe {value}")
-    lead = leader()
+    lead = harness.leader_name()
     results = {m: run_job(m) for m in MEMBERS}
     taken = {m: r for m, (rc, r) in results.items() if r["action"] == "taken"}
     assert list(taken) == [lead], results
@@ -158,7 +151,7 @@ def test_backup_playbook_fetches_a_verified_snapshot_to_the_controller(s3, tmp_p
 
 
 def test_retention_prunes_exactly_what_it_should(s3):
-    lead = leader()
+    lead = harness.leader_name()
     before = snapshots(lead)
     assert before, "the previous test left a snapshot"
     now = dt.datetime.now(dt.timezone.utc)
@@ -195,7 +188,7 @@ def test_retention_prunes_exactly_what_it_should(s3):
 
 
 def test_remote_down_keeps_the_local_snapshot_and_counts_the_failure(s3):
-    lead = leader()
+    lead = harness.leader_name()
     failures_before = metric(lead, 'etcd_backup_failures_total{stage="upload"}')
     s3.stop()
     try:

@@ -5,7 +5,7 @@ import json
 import re
 
 import harness
-from harness import run_site
+from harness import leader_name, run_site
 from test_refusals import ALL
 
 from conftest import MEMBERS
@@ -13,13 +13,6 @@ from conftest import MEMBERS
 
 def ssh(member: str, command: str) -> str:
     return harness.ssh(member, command).stdout
-
-
-def leader_name() -> str:
-    statuses = json.loads(ssh("m1", "sudo -i etcdctl endpoint status --cluster -w json"))
-    members = json.loads(ssh("m1", "sudo -i etcdctl member list -w json"))["members"]
-    leader = statuses[0]["Status"]["leader"]
-    return next(m["name"] for m in members if m["ID"] == leader)
 
 
 def test_setting_change_restarts_one_member_at_a_time_leader_last(tmp_path):

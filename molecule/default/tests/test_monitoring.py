@@ -80,10 +80,8 @@ def test_all_alert_rules_are_loaded():
 
 
 def test_stopping_a_member_raises_members_down():
-    statuses = json.loads(harness.ssh("m1", "sudo -i etcdctl endpoint status --cluster -w json").stdout)
-    leader_id = statuses[0]["Status"]["leader"]
-    members = json.loads(harness.ssh("m1", "sudo -i etcdctl member list -w json").stdout)["members"]
-    victim = next(m["name"] for m in members if m["ID"] != leader_id)
+    leader = harness.leader_name()
+    victim = next(m for m in sorted(MEMBERS) if m != leader)
     harness.ssh(victim, "sudo systemctl stop etcd")
     try:
         def members_down():
