@@ -2,23 +2,16 @@
 """Filters for the etcd roles: version rules, inventory checks, config rendering."""
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
-
-# Controller-side plugins share the pure-Python rules with modules; load them
-# from the repository's module_utils folder beside this one.
-_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _MODULE_UTILS not in sys.path:
-    sys.path.insert(0, _MODULE_UTILS)
-
-import etcd_backup  # noqa: E402
-import etcd_config  # noqa: E402
-import etcd_inventory  # noqa: E402
-import etcd_plan  # noqa: E402
-import etcd_versions  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils import (
+    etcd_backup,
+    etcd_config,
+    etcd_inventory,
+    etcd_plan,
+    etcd_versions,
+)
 
 
 def etcd_version_problem(version: Any) -> str:

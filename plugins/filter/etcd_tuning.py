@@ -11,35 +11,10 @@ The rules live in plugins/module_utils/etcd_tuning.py, shared with the etcd_rtt 
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from typing import Any, Callable, Mapping
 
 from ansible.errors import AnsibleFilterError
-
-# Controller-side plugins cannot import ansible.module_utils.<custom>: load the rules
-# from the repository's module_utils folder beside this one. This file shares the name
-# etcd_tuning with the rules file, so import it by path under its own name.
-_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _MODULE_UTILS not in sys.path:
-    sys.path.insert(0, _MODULE_UTILS)
-
-
-def _load_rules() -> Any:
-    name = "_etcd_tuning_rules"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(_MODULE_UTILS, "etcd_tuning.py"))
-    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with this one
-        raise ImportError("cannot load %s/etcd_tuning.py" % _MODULE_UTILS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rules = _load_rules()
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_tuning as rules
 
 _CELL_KEYS = ("median", "p99", "min", "max", "count", "method", "host", "port")
 

@@ -31,10 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-try:  # Ansible runtime and unit tests: module_utils are ansible.module_utils.<name>.
-    from ansible.module_utils import etcd_status
-except ImportError:  # on hosts, copied beside this file
-    import etcd_status  # type: ignore[no-redef]
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_status
 
 Runner = Callable[[Sequence[str]], Tuple[int, str, str]]
 
@@ -389,7 +386,7 @@ class Job:
         if st.leader == 0:
             raise BackupError("status", "the cluster has no leader; no consistent snapshot possible")
         leader = etcd_status.id_hex(st.leader)
-        rc, out, _ = self.ctl.member_list([self.cfg.endpoint])
+        rc, out, _err = self.ctl.member_list([self.cfg.endpoint])
         if rc == 0:
             for m in etcd_status.parse_member_list(out).members:
                 if m.id == st.leader and m.name:
@@ -433,8 +430,8 @@ class Job:
         if rc != 0:
             raise BackupError("upload", f"rclone lsf failed: {_last_line(err or out)}")
         names = [ln.strip() for ln in out.splitlines() if ln.strip()]
-        _, prune = retention_plan(names, self.cfg.cluster, self.cfg.remote_keep_last,
-                                  self.cfg.remote_keep_daily, _utc(self.now()))
+        _keep, prune = retention_plan(names, self.cfg.cluster, self.cfg.remote_keep_last,
+                                      self.cfg.remote_keep_daily, _utc(self.now()))
         for name in prune:
             for f in (name, name + ".sha256"):
                 if f in names:

@@ -9,22 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-try:  # Ansible runtime: module_utils are importable under ansible.module_utils.
-    from ansible.module_utils.etcd_versions import (
-        Version,
-        at_least,
-        default_snapshot_count,
-        parse_version,
-        supports_tls_min_version,
-    )
-except ImportError:  # pragma: no cover - plain pytest imports it directly
-    from etcd_versions import (  # type: ignore[no-redef]
-        Version,
-        at_least,
-        default_snapshot_count,
-        parse_version,
-        supports_tls_min_version,
-    )
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import (
+    Version,
+    at_least,
+    default_snapshot_count,
+    parse_version,
+    supports_tls_min_version,
+)
 
 MAX_ELECTION_MS = 50000
 
@@ -155,4 +146,3 @@ def emitted_keys(config: Mapping[str, Any]) -> list[str]:
         if key.endswith("-transport-security") and isinstance(value, Mapping):
             keys.extend(value.keys())
     return keys
-

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-try:
-    from ansible.module_utils.etcd_versions import ARCH_MAP, version_problem
-except ImportError:  # pragma: no cover - plain pytest imports it directly
-    from etcd_versions import ARCH_MAP, version_problem  # type: ignore[no-redef]
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import ARCH_MAP, version_problem
 
 
 def inventory_problems(

@@ -23,7 +23,7 @@ __all__ = [
     "Probe", "MemberStatus", "ClusterStatus", "Etcdctl",
     "iter_json_docs", "parse_member_list", "parse_endpoint_status", "parse_endpoint_health",
     "parse_status_failures", "command_error", "id_hex", "build_cluster_status", "probe",
-    "collect", "FLAG_ENV",
+    "collect", "FLAG_ENV", "client_argument_spec", "format_table",
 ]
 
 # (argv, environ_update=...) -> (rc, stdout, stderr), like AnsibleModule.run_command.
@@ -588,6 +588,19 @@ FLAG_ENV = ("ETCDCTL_ENDPOINTS", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"
             "ETCDCTL_DIAL_TIMEOUT", "ETCDCTL_COMMAND_TIMEOUT", "ETCDCTL_WRITE_OUT")
 
 
+def client_argument_spec() -> Dict[str, Dict[str, Any]]:
+    """Module options for reaching etcd through etcdctl (doc fragment controlplane.etcd.etcd_client)."""
+    return dict(
+        endpoints=dict(type="list", elements="str", required=True),
+        cacert=dict(type="path"),
+        cert=dict(type="path"),
+        key=dict(type="path", no_log=False),
+        etcdctl=dict(type="path", default="/usr/local/bin/etcdctl"),
+        dial_timeout=dict(type="str", default="3s"),
+        command_timeout=dict(type="str", default="5s"),
+    )
+
+
 @dataclass
 class Etcdctl:
     """Builds etcdctl argv lists (never a shell string) and runs them."""
@@ -698,3 +711,79 @@ def collect(ctl: Etcdctl, endpoints: Sequence[str]) -> ClusterStatus:
         # Without the list, probe what we were given (3.5 needs quorum for it).
         probes = [probe(ctl, ep) for ep in endpoints]
     return build_cluster_status(member_list, probes, list_error)
+
+
+# --- the status table (filter controlplane.etcd.etcd_status_table, status playbook) ---
+
+COLUMNS = ("NAME", "ENDPOINT", "ID", "VERSION", "LEADER", "LEARNER", "HEALTHY",
+           "REVISION", "RAFT TERM", "DB SIZE")
+
+
+def _human_bytes(n: Any) -> str:
+    try:
+        size = float(n)
+    except (TypeError, ValueError):
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""  # unreachable; keeps type checkers quiet
+
+
+def _yes(flag: Any) -> str:
+    return "yes" if flag else "no"
+
+
+def _row(m: Mapping[str, Any]) -> List[str]:
+    reachable = m.get("reachable", False)
+    name = m.get("name") or ("(unstarted)" if not m.get("started", True) else "?")
+    return [
+        name,
+        m.get("endpoint") or "-",
+        m.get("id_hex") or "-",
+        m.get("version") or "-",
+        _yes(m.get("is_leader")) if reachable else "-",
+        _yes(m.get("is_learner")),
+        _yes(m.get("healthy")),
+        str(m.get("revision")) if reachable else "-",
+        str(m.get("raft_term")) if reachable else "-",
+        _human_bytes(m.get("db_size")) if reachable else "-",
+    ]
+
+
+def _format(rows: Sequence[Sequence[str]]) -> List[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def format_table(status: Mapping[str, Any]) -> str:
+    """The status as a fixed-width member table plus leader / quorum / health / problems lines."""
+    if not isinstance(status, Mapping):
+        raise TypeError("the status table needs the 'status' dict returned by etcd_status")
+    members = status.get("members") or []
+    lines = _format([list(COLUMNS)] + [_row(m) for m in members])
+
+    leader = status.get("leader")
+    if leader:
+        lead = f"{leader.get('name') or '?'} ({leader.get('id_hex')})"
+    elif len(status.get("leaders_seen") or []) > 1:
+        lead = "NONE AGREED - members report " + ", ".join(status["leaders_seen"])
+    else:
+        lead = "NONE"
+    learners = status.get("learners", 0)
+    lines += [
+        "",
+        f"leader:   {lead}",
+        f"quorum:   {status.get('healthy_voters', 0)}/{status.get('voting_members', 0)} voting "
+        f"members healthy, {status.get('quorum', 0)} needed "
+        f"({'ok' if status.get('has_quorum') else 'LOST'})"
+        + (f"; {learners} learner{'s' if learners != 1 else ''}" if learners else ""),
+        f"health:   {'HEALTHY' if status.get('healthy') else 'UNHEALTHY'}",
+        f"versions: {', '.join(status.get('versions') or []) or '-'}; "
+        f"revision {status.get('revision', 0)} (spread {status.get('revision_spread', 0)})",
+    ]
+    problems = status.get("problems") or []
+    lines.append("problems: " + ("none" if not problems else ""))
+    lines += [f"  - {p}" for p in problems]
+    return "\n".join(line.rstrip() for line in lines)

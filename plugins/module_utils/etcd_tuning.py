@@ -109,7 +109,7 @@ def compute_timeouts(matrix: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> d
     when the network needs an election timeout above etcd's 50000 ms limit.
     """
     pairs = _pairs(matrix)
-    med_src, med_dst, max_median, _ = max(pairs, key=lambda p: (p[2], p[3]))
+    med_src, med_dst, max_median, _max_p99 = max(pairs, key=lambda p: (p[2], p[3]))
     worst_src, worst_dst, worst_median, max_p99 = max(pairs, key=lambda p: (p[3], p[2]))
     worst_pair = "%s -> %s" % (worst_src, worst_dst)
     reasons = []

@@ -16,9 +16,11 @@ description:
   - A device with any signature is refused unless O(force_device) names that exact device;
     a mounted device, or one holding the root filesystem, is refused even then.
   - Never changes anything.
+extends_documentation_fragment:
+  - controlplane.etcd.read_only
 version_added: "1.0.0"
 author:
-  - etcd toolkit maintainers
+  - etcd toolkit maintainers (@controlplane-etcd)
 options:
   path:
     description: Device path, preferably a stable C(/dev/disk/by-id/...) path.
@@ -37,20 +39,13 @@ options:
         disposable disks only; never applies to a mounted device.
     type: str
     default: ""
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
 requirements:
   - util-linux (blkid) on the managed host
 """
 
 EXAMPLES = r"""
 - name: Decide what to do with the data disk
-  etcd_block_device:
+  controlplane.etcd.etcd_block_device:
     path: /dev/disk/by-id/nvme-Samsung_SSD_980_PRO_1TB_S5GXNX0T123456
     label: etcd-data
     expected_mount: /var/lib/etcd
@@ -77,20 +72,42 @@ device:
   returned: always
   type: dict
   contains:
-    path: {description: The path asked about., type: str}
-    resolved: {description: The device node it resolves to., type: str}
-    size_bytes: {description: Size of the device., type: int}
-    signature: {description: KEY=value pairs blkid reported (TYPE, LABEL, UUID, PTTYPE...)., type: dict}
-    partitions: {description: Partition names on the device., type: list}
-    holders: {description: Devices stacked on it (device-mapper, md)., type: list}
-    mountpoints: {description: Where it or its partitions are mounted., type: list}
+    path:
+      description: The path asked about.
+      type: str
+    resolved:
+      description: The device node it resolves to.
+      type: str
+    size_bytes:
+      description: Size of the device.
+      type: int
+    signature:
+      description: "KEY=value pairs blkid reported: TYPE, LABEL, UUID, PTTYPE and so on."
+      type: dict
+    partitions:
+      description: Partition names on the device.
+      type: list
+      elements: str
+    holders:
+      description: "Devices stacked on it: device-mapper, md."
+      type: list
+      elements: str
+    mountpoints:
+      description: Where it or its partitions are mounted.
+      type: list
+      elements: str
 """
 
 import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.etcd_volume import mountpoints_of, parse_blkid_export, sysfs_block_dir, verdict
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_volume import (
+    mountpoints_of,
+    parse_blkid_export,
+    sysfs_block_dir,
+    verdict,
+)
 
 
 def _read(path: str) -> str:

@@ -13,9 +13,11 @@ description:
     fdatasync latency percentiles. etcd's WAL does exactly this, so the 99th percentile is what
     decides whether the disk can keep a cluster stable (upstream asks for under 10 ms).
   - Removes its temporary folder afterwards; nothing else is written.
+extends_documentation_fragment:
+  - controlplane.etcd.read_only
 version_added: "1.0.0"
 author:
-  - etcd toolkit maintainers
+  - etcd toolkit maintainers (@controlplane-etcd)
 options:
   directory:
     description:
@@ -34,20 +36,13 @@ options:
   fio:
     description: Path of fio; found on PATH when omitted.
     type: path
-attributes:
-  check_mode:
-    support: full
-    description: Runs in check mode too; it leaves nothing behind.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
 requirements:
   - fio on the managed host
 """
 
 EXAMPLES = r"""
 - name: Measure the data volume
-  etcd_disk_bench:
+  controlplane.etcd.etcd_disk_bench:
     directory: /var/lib/etcd
   register: disk
 
@@ -86,7 +81,7 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.etcd_volume import fdatasync_figures
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_volume import fdatasync_figures
 
 
 def main() -> None:

@@ -14,9 +14,11 @@ description:
     member key generation needs is present, free space for the data, listening TCP ports and
     whether the clock is synchronised.
   - Never changes anything.
+extends_documentation_fragment:
+  - controlplane.etcd.read_only
 version_added: "1.0.0"
 author:
-  - etcd toolkit maintainers
+  - etcd toolkit maintainers (@controlplane-etcd)
 options:
   bin_dir:
     description: Folder holding the C(etcd) binary (or the link to it).
@@ -37,20 +39,13 @@ options:
     type: list
     elements: path
     default: []
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
 requirements:
   - systemd on the managed host (for the service state)
 """
 
 EXAMPLES = r"""
 - name: Read what this host already has
-  etcd_member_facts:
+  controlplane.etcd.etcd_member_facts:
     bin_dir: /usr/local/bin
     data_dir: /var/lib/etcd
   register: member
@@ -101,7 +96,7 @@ filesystem_ids:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.etcd_versions import installed_version_from_output
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import installed_version_from_output
 
 
 def existing_parent(path: str) -> str:
@@ -135,7 +130,7 @@ def clock_state(module: AnsibleModule) -> str:
     timedatectl = module.get_bin_path("timedatectl")
     if not timedatectl:
         return "unknown"
-    rc, out, _ = module.run_command([timedatectl, "show", "-p", "NTPSynchronized", "--value"])
+    rc, out, _err = module.run_command([timedatectl, "show", "-p", "NTPSynchronized", "--value"])
     return out.strip() if rc == 0 and out.strip() in ("yes", "no") else "unknown"
 
 
@@ -158,7 +153,7 @@ def main() -> None:
     active = False
     systemctl = module.get_bin_path("systemctl")
     if systemctl:
-        rc, out, _ = module.run_command([systemctl, "is-active", module.params["service"]])
+        rc, out, _err = module.run_command([systemctl, "is-active", module.params["service"]])
         active = out.strip() == "active"
 
     try:

@@ -26,9 +26,11 @@ description:
     before etcd runs). A port that stays silent for O(timeout) counts as C(tcp), so keep
     O(timeout) well above the round trip.
   - Never changes anything; always reports RV(ignore:changed=false).
+extends_documentation_fragment:
+  - controlplane.etcd.read_only
 version_added: "1.1.0"
 author:
-  - etcd toolkit maintainers
+  - etcd toolkit maintainers (@controlplane-etcd)
 options:
   peers:
     description:
@@ -78,13 +80,6 @@ options:
     description: Fail when a peer yields no sample at all; the measurements are still returned.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; measures the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
 notes:
   - Every TLS sample is a connection the peer sees rejected before the handshake ends;
     etcd logs it as C(rejected connection) at warning level.
@@ -98,7 +93,7 @@ requirements:
 
 EXAMPLES = r"""
 - name: Measure RTT from this member to every other member's peer port
-  etcd_rtt:
+  controlplane.etcd.etcd_rtt:
     source: "{{ etcd_member_name }}"
     peers:
       - {name: etcd-2, host: 10.0.0.2, port: 2380}
@@ -106,7 +101,7 @@ EXAMPLES = r"""
   register: rtt
 
 - name: Before etcd runs, time TCP connects to SSH instead
-  etcd_rtt:
+  controlplane.etcd.etcd_rtt:
     peers: [{name: etcd-2, host: 10.0.0.2, port: 22}]
     method: tcp
     samples: 50
@@ -193,7 +188,7 @@ import time
 from typing import Any, Callable, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.etcd_tuning import summarize
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_tuning import summarize
 
 # First bytes of a TLS record a server sends back: handshake (22) or alert (21), version 3.x.
 _TLS_RECORD_TYPES = (0x15, 0x16)
@@ -277,7 +272,7 @@ def detect_method(host: str, port: int, timeout: float) -> str:
     connection counts as tcp. Connection errors propagate.
     """
     try:
-        _, data = _tls_first_bytes(host, port, timeout)
+        _elapsed, data = _tls_first_bytes(host, port, timeout)
     except socket.timeout:
         return "tcp"
     except (ConnectionResetError, BrokenPipeError):

@@ -18,9 +18,12 @@ description:
   - Learners are not sent C(endpoint health), which they always refuse
     (C(rpc not supported for learner)); their health comes from C(endpoint status) alone.
   - Works with etcdctl 3.4 and 3.5 JSON output, and reads the 3.6 status fields.
+extends_documentation_fragment:
+  - controlplane.etcd.etcd_client
+  - controlplane.etcd.read_only
 version_added: "1.0.0"
 author:
-  - etcd toolkit maintainers
+  - etcd toolkit maintainers (@controlplane-etcd)
 options:
   endpoints:
     description:
@@ -31,56 +34,20 @@ options:
     type: list
     elements: str
     required: true
-  cacert:
-    description: CA bundle used to verify the etcd server certificates (C(--cacert)).
-    type: path
-  cert:
-    description: Client certificate (C(--cert)). Give O(key) with it.
-    type: path
-  key:
-    description: Private key of the client certificate (C(--key)).
-    type: path
-  etcdctl:
-    description: Path of the etcdctl binary on the managed host.
-    type: path
-    default: /usr/local/bin/etcdctl
-  dial_timeout:
-    description: etcdctl C(--dial-timeout) for every call.
-    type: str
-    default: 3s
-  command_timeout:
-    description:
-      - etcdctl C(--command-timeout) for every call.
-      - An unreachable member costs about this long once (its health check is skipped).
-    type: str
-    default: 5s
   fail_on_unhealthy:
     description:
       - Fail when RV(status.healthy) is false, listing RV(status.problems) in the message.
       - The status is still returned with the failure.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
 notes:
-  - ETCDCTL_ENDPOINTS, ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY, ETCDCTL_DIAL_TIMEOUT,
-    ETCDCTL_COMMAND_TIMEOUT and ETCDCTL_WRITE_OUT are removed from the environment of the
-    etcdctl calls, because etcdctl aborts when a setting comes from both the environment
-    (even an empty value) and a flag. ETCDCTL_USER and ETCDCTL_PASSWORD still apply.
   - Member and cluster IDs are returned as lowercase hex, the form C(etcdctl member remove),
     C(member promote) and C(move-leader) take.
-requirements:
-  - etcdctl 3.4 or later on the managed host
 """
 
 EXAMPLES = r"""
 - name: Read cluster status from the first member
-  etcd_status:
+  controlplane.etcd.etcd_status:
     endpoints: "{{ groups['etcd'] | map('extract', hostvars, 'etcd_client_url') | list }}"
     cacert: /etc/etcd/pki/ca.crt
     cert: /etc/etcd/pki/admin.crt
@@ -95,7 +62,7 @@ EXAMPLES = r"""
   run_once: true
 
 - name: Stop the play unless every voting member is healthy and agrees on one leader
-  etcd_status:
+  controlplane.etcd.etcd_status:
     endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379, https://10.0.0.3:2379]
     cacert: /etc/etcd/pki/ca.crt
     cert: /etc/etcd/pki/admin.crt
@@ -256,21 +223,12 @@ status:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.etcd_status import Etcdctl, collect
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import Etcdctl, client_argument_spec, collect
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            endpoints=dict(type="list", elements="str", required=True),
-            cacert=dict(type="path"),
-            cert=dict(type="path"),
-            key=dict(type="path", no_log=False),
-            etcdctl=dict(type="path", default="/usr/local/bin/etcdctl"),
-            dial_timeout=dict(type="str", default="3s"),
-            command_timeout=dict(type="str", default="5s"),
-            fail_on_unhealthy=dict(type="bool", default=False),
-        ),
+        argument_spec=dict(client_argument_spec(), fail_on_unhealthy=dict(type="bool", default=False)),
         required_together=[("cert", "key")],
         supports_check_mode=True,
     )

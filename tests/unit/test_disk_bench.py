@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils"))
-
-from etcd_volume import fdatasync_figures  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_volume import fdatasync_figures
 
 
 def test_figures_from_a_real_fio_report():

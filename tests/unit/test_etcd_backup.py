@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible.module_utils import etcd_backup as eb
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_backup as eb
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 21, 12, 30, tzinfo=UTC)

@@ -1,16 +1,12 @@
 """The renderer emits only keys each etcd version knows, and the settings etcd would refuse are caught."""
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
-
-import etcd_config  # noqa: E402
-from etcd_versions import parse_version  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_config
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import parse_version
 
 FLAGS = Path(__file__).resolve().parents[1] / "reference" / "etcd-flags"
 

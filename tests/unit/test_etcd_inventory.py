@@ -1,13 +1,8 @@
 """Preflight refusals: each names the problem and the fix."""
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
-
-from etcd_inventory import preflight_report  # noqa: E402
-from etcd_plan import rolling_order  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import preflight_report
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_plan import rolling_order
 
 
 def member(name, address, **extra):

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from ansible.module_utils.etcd_status import (
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import (
     FLAG_ENV,
     Etcdctl,
     EtcdStatusError,
@@ -423,7 +423,7 @@ def test_collect_call_sequence():
 
 
 def test_probe_url_prefers_given_then_non_loopback():
-    from ansible.module_utils.etcd_status import MemberInfo, _probe_url
+    from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import MemberInfo, _probe_url
 
     m = MemberInfo(1, "m1", [], ["https://127.0.0.1:2379", "https://10.0.0.1:2379"], False)
     assert _probe_url(m, ["https://127.0.0.1:2379"]) == "https://127.0.0.1:2379"
@@ -550,12 +550,9 @@ def test_e2e_ansible_module_against_real_cluster(tmp_path):
     cap.make_pki(work / "pki")
     lab = cap.Lab(_e2e_bindir(), work, tmp_path)
     voters = [1, 2, 3]
-    plugins = Path(__file__).resolve().parents[2] / "plugins"
     cfg = tmp_path / "ansible.cfg"  # keep the repo's (inventory, callbacks) out of it
     cfg.write_text("[defaults]\n")
-    env = dict(os.environ, ANSIBLE_LIBRARY=str(plugins / "modules"),
-               ANSIBLE_MODULE_UTILS=str(plugins / "module_utils"),
-               ANSIBLE_FILTER_PLUGINS=str(plugins / "filter"),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(Path(__file__).resolve().parents[2] / "collections"),
                ANSIBLE_CONFIG=str(cfg), ANSIBLE_LOCALHOST_WARNING="false")
     eps = ",".join(cap.client_url(n) for n in voters)
     p = work / "pki"
@@ -563,7 +560,7 @@ def test_e2e_ansible_module_against_real_cluster(tmp_path):
              f"cert={p}/client.crt key={p}/client.key")
 
     def module_status() -> Dict[str, Any]:
-        out = subprocess.run([str(ansible), "localhost", "-m", "etcd_status", "-a", margs,
+        out = subprocess.run([str(ansible), "localhost", "-m", "controlplane.etcd.etcd_status", "-a", margs,
                               "-o"], env=env, capture_output=True, text=True, cwd=tmp_path)
         assert out.returncode == 0, out.stdout + out.stderr
         return json.loads(out.stdout.split("=>", 1)[1])["status"]

@@ -3,21 +3,16 @@ probes against real local TCP and TLS listeners (no network mocks)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
-import sys
 import threading
 import time
 
 import pytest
 from conftest import write_self_signed
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
-
-import etcd_config  # noqa: E402
-import etcd_tuning  # noqa: E402
-from etcd_tuning import compute_timeouts, format_matrix, summarize  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_config, etcd_tuning
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_tuning import compute_timeouts, format_matrix, summarize
 
 
 def full(median: float, p99: float, names=("m1", "m2", "m3")) -> dict:
@@ -234,9 +229,9 @@ def test_filter_refusals(filters):
         filters["etcd_timeouts"](filters["etcd_rtt_matrix"](hole))
 
 
-def test_filter_module_does_not_shadow_the_rules(filters, plugin_loader):
+def test_filter_uses_the_shared_rules(filters, plugin_loader):
     flt = plugin_loader("filter/etcd_tuning.py", "etcd_tuning_filter")
-    assert flt.rules.compute_timeouts is not None and flt.rules.__name__ == "_etcd_tuning_rules"
+    assert flt.rules is etcd_tuning  # the same module_utils the etcd_rtt module ships
     assert set(filters) == {"etcd_rtt_matrix", "etcd_timeouts", "etcd_rtt_table"}
 
 

@@ -1,14 +1,9 @@
 """Version rules: what is deployable, what is advised against, and feature gates."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
-
-import etcd_versions as v  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_versions as v
 
 
 @pytest.mark.parametrize("text", ["3.4.23", "3.5.0", "3.5.30", "v3.6.14"])

@@ -1,14 +1,9 @@
 """Volume safety: format only blank disks, mount our own, refuse anything that may hold data."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
-
-from etcd_volume import mountpoints_of, parse_blkid_export, verdict  # noqa: E402
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_volume import mountpoints_of, parse_blkid_export, verdict
 
 DEV = "/dev/nvme1n1"
 

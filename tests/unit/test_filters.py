@@ -1,16 +1,10 @@
 """Controller-side filters that wrap the shared rules."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "filter"))
-
-from ansible.errors import AnsibleFilterError  # noqa: E402
-
-import etcd as filters  # noqa: E402
+from ansible.errors import AnsibleFilterError
+from ansible_collections.controlplane.etcd.plugins.filter import etcd as filters
 
 SUMS = """\
 0f0e3c3bd6f3b4e0e33d8c3e7f0a4b7a2d6a1c6f0b1d9e8f7a6b5c4d3e2f1a0b  etcd-v3.5.30-linux-amd64.tar.gz
