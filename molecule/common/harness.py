@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Sequence
 
 import yaml
 
@@ -24,7 +24,7 @@ INVENTORY = Path()
 SNAPSHOT = (
     "sha256sum /etc/etcd/etcd.conf.yml /etc/etcd/etcdctl.env /etc/etcd/pki/* /etc/systemd/system/etcd.service "
     "/etc/profile.d/etcdctl.sh /opt/etcd/*/* /etc/fstab /etc/etcd-backup/config.json /etc/etcd-backup/pki/* "
-    "/etc/systemd/system/etcd-backup.* /usr/local/sbin/etcd-backup /usr/local/lib/etcd-backup/* "
+    "/etc/systemd/system/etcd-backup.* /usr/local/sbin/etcd-backup /usr/local/lib/etcd-backup/ansible_collections/controlplane/etcd/plugins/module_utils/* "
     "/etc/default/prometheus-node-exporter /etc/prometheus/node-exporter-web.yml; "
     "stat -c '%n %a %U %G %Y' /etc/etcd /etc/etcd/* /etc/etcd/pki/* /opt/etcd /opt/etcd/* /var/lib/etcd "
     "/usr/local/bin/etcd*; "
@@ -33,11 +33,29 @@ SNAPSHOT = (
 )
 
 
-def configure(members: Mapping[str, str], inventory: Path) -> None:
+def configure(members: Mapping[str, str], inventory: Path, others: Sequence[str] = ()) -> None:
+    """Set the scenario's members (name -> address) and inventory; `others`: its other hosts' addresses."""
     MEMBERS.clear()
     MEMBERS.update(members)
     global INVENTORY
     INVENTORY = inventory
+    close_control_masters([*members.values(), *others])
+
+
+def close_control_masters(addresses: Sequence[str]) -> None:
+    """End the SSH connections converge left open to these hosts.
+
+    Molecule's ansible.cfg sets a control_path, and testinfra reuses it: with converge's
+    masters alive, a test could pass on a connection it could not open itself. Closing them
+    makes every test connect and authenticate on its own.
+    """
+    folder = Path(os.path.expanduser("~/.ansible/cp"))
+    for sock in folder.glob("*") if folder.is_dir() else []:
+        if any(sock.name.startswith(address + "-") for address in addresses):
+            subprocess.run(["ssh", "-o", "ControlPath=" + str(sock), "-O", "exit", "closing"],
+                           capture_output=True, timeout=30, check=False)
+            if sock.exists():
+                sock.unlink()
 
 
 def ssh(member: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -75,8 +93,11 @@ def cluster_healthy(member: str) -> bool:
 
 
 def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str,
-             playbook: str = "site.yml") -> subprocess.CompletedProcess:
-    """Run playbooks/site.yml (or another playbook) against a custom inventory of the scenario's hosts.
+             playbook: str = "site") -> subprocess.CompletedProcess:
+    """Run controlplane.etcd.site (or another playbook) against a custom inventory of the scenario's hosts.
+
+    The collection is whichever copy the scenario's ANSIBLE_COLLECTIONS_PATH holds (the
+    checkout, or the installed artifact), exactly as an operator would run it.
 
     Per-host overrides are merged into copies of the scenario's host_vars files (host_vars
     files beat variables written inline in an inventory, so they must go there).
@@ -95,6 +116,7 @@ def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / playbook), *extra],
+        ["ansible-playbook", "-i", str(inventory), "--private-key", str(KEY), "controlplane.etcd." + playbook,
+         *extra],
         capture_output=True, text=True, timeout=900, env=env, cwd=str(PROJECT),
     )

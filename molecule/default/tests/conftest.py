@@ -14,7 +14,7 @@ import harness  # noqa: E402
 from harness import PKI  # noqa: E402,F401
 
 MEMBERS = {"m1": "172.31.241.11", "m2": "172.31.241.12", "m3": "172.31.241.13"}
-harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory")
+harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory", others=["172.31.241.20"])
 
 
 def etcdctl(host, args: str, check: bool = True):

@@ -138,7 +138,7 @@ cat "$d/log" >&2; exit 1
 def test_backup_playbook_fetches_a_verified_snapshot_to_the_controller(s3, tmp_path):
     fetched = tmp_path / "fetched"
     result = harness.run_site(tmp_path, {m: {} for m in MEMBERS}, "-e", f"etcd_backup_fetch_dir={fetched}",
-                              playbook="backup.yml")
+                              playbook="backup")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     snaps = sorted(fetched.glob("*.db"))
     assert len(snaps) == 1 and (fetched / (snaps[0].name + ".sha256")).exists()
