@@ -11,14 +11,20 @@ ETCD_VERSION    ?= 3.5.30
 MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
 LAB_INVENTORY   ?= inventories/lab/hosts.yml
 MOLECULE_SCENARIOS ?= default volumes
+# The artifact `ansible-galaxy collection build` makes, and where `make collection` installs it.
+COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
+COLLECTION_TARBALL := .cache/dist/controlplane-etcd-$(COLLECTION_VERSION).tar.gz
+COLLECTION_INSTALL := .cache/collection-install
 
-.PHONY: help venv engine image mirror tools hosts lab status lab-destroy lint unit rules molecule test bench bench-cross-az bench-backup
+.PHONY: help venv engine image mirror tools setup hosts lab status lab-destroy collection lint sanity unit rules \
+	molecule molecule-default molecule-volumes test bench bench-cross-az bench-backup
 
 help:
 	@echo "make lab          local 3-member etcd lab plus Prometheus, over SSH (sets everything up)"
 	@echo "make status       status table of the lab cluster"
 	@echo "make lab-destroy  remove the lab containers (keeps .lab/ with the CA)"
-	@echo "make test         lint, unit tests and molecule scenarios"
+	@echo "make test         lint, sanity, unit tests, rule tests and molecule scenarios, with a table of stage times"
+	@echo "make collection   build the collection artifact and install it into $(COLLECTION_INSTALL)"
 	@echo "make bench        provisioning benchmark (cold and re-run)"
 	@echo "make bench-cross-az  leader changes under 30-50 ms RTT: default vs computed timeouts"
 	@echo "make bench-backup    snapshot time of a ~1 GiB database; write p99 with and without a snapshot running"
@@ -44,6 +50,8 @@ mirror:
 tools:
 	lab/tools.sh
 
+setup: venv engine image mirror tools
+
 hosts: image
 	lab/up.sh
 
@@ -60,25 +68,42 @@ lint: venv
 	yamllint -s .
 	ansible-lint --profile production
 
+# The artifact: build it, then install it the way a user would (no Galaxy server needed).
+collection: venv
+	rm -rf .cache/dist $(COLLECTION_INSTALL)
+	ansible-galaxy collection build --force --output-path .cache/dist
+	ansible-galaxy collection install --offline --force -p $(COLLECTION_INSTALL) $(COLLECTION_TARBALL)
+
+# ansible-test sanity on the artifact (the checks that need no containers).
+sanity: collection
+	tests/sanity/run.sh
+
+# Plugins import each other as ansible_collections.controlplane.etcd...: the checkout's
+# collections/ folder links back to the repository root under that name.
 unit: venv tools
-	pytest -q tests/unit
+	PYTHONPATH=$(CURDIR)/collections pytest -q tests/unit
 
 # The alert rules load, and each one fires and stays quiet where its unit test says.
 rules: tools
 	.cache/tools/bin/promtool check rules roles/etcd_prometheus/files/etcd-alerts.yml
 	.cache/tools/bin/promtool test rules tests/prometheus/etcd-alerts.test.yml
 
-# The volumes scenario gets fresh loop devices (stand-ins for NVMe disks) for each run.
-molecule: venv mirror image
-	set -e; for s in $(MOLECULE_SCENARIOS); do \
-	  if [ $$s = volumes ]; then \
-	    lab/loopdevs.sh up; set -a; . .cache/loopdevs.env; set +a; \
-	    molecule test -s $$s || { rc=$$?; lab/loopdevs.sh down; exit $$rc; }; \
-	    lab/loopdevs.sh down; \
-	  else molecule test -s $$s; fi; \
-	done
+molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS))
 
-test: lint unit rules molecule
+molecule-default: venv mirror image
+	molecule test -s default
+
+# The volumes scenario runs the installed artifact, on fresh loop devices (stand-ins for
+# NVMe disks) for each run.
+molecule-volumes: venv mirror image collection
+	lab/loopdevs.sh up
+	set -a; . .cache/loopdevs.env; set +a; \
+	  molecule test -s volumes || { rc=$$?; lab/loopdevs.sh down; exit $$rc; }
+	lab/loopdevs.sh down
+
+# Every stage in order, then a table of the time each took.
+test:
+	tests/stages.sh setup lint sanity unit rules $(addprefix molecule-,$(MOLECULE_SCENARIOS))
 
 bench: venv mirror hosts
 	bench/provision.sh
