@@ -44,7 +44,7 @@ image: engine
 	lab/image.sh
 
 mirror:
-	lab/mirror.sh $(MIRROR_VERSIONS)
+	lab/mirror.py $(MIRROR_VERSIONS)
 
 # promtool, unpacked from Debian's prometheus package into .cache/tools/bin.
 tools:

@@ -3,6 +3,7 @@
 
 # First Debian mirror URI from apt's configuration (deb822 first, then one-line
 # format), skipping security/updates suites. Never hard-code a mirror host.
+# lab/mirror.py has a Python port (debian_mirror): change both together.
 debian_mirror() {
   if [[ -n ${LAB_DEBIAN_MIRROR:-} ]]; then echo "${LAB_DEBIAN_MIRROR%/}"; return; fi
   local f uri=""
