@@ -15,25 +15,45 @@ def ssh(member: str, command: str) -> str:
     return harness.ssh(member, command).stdout
 
 
+def _restarted(output: str) -> list:
+    return re.findall(r"TASK \[controlplane\.etcd\.etcd_member : Restart etcd on (m\d)\]", output)
+
+
+def _main_pids() -> dict:
+    return {m: ssh(m, "systemctl show -p MainPID --value etcd").strip() for m in MEMBERS}
+
+
 def test_setting_change_restarts_one_member_at_a_time_leader_last(tmp_path):
     leader = leader_name()
     changed = run_site(tmp_path / "a", ALL, "-e", "etcd_log_level=debug")
     output = changed.stdout + changed.stderr
     assert changed.returncode == 0, output[-3000:]
-    restarted = re.findall(r"(?:TASK|RUNNING HANDLER) \[etcd_member : Restart etcd on (m\d)\]", output)
+    restarted = _restarted(output)
     assert sorted(restarted) == ["m1", "m2", "m3"], output[-3000:]
     # No data volumes here: backups and data share the root filesystem, and the run says so.
     assert "etcd_backup_dir /var/backups/etcd is on the same filesystem as the etcd data" in " ".join(output.split())
     assert restarted[-1] == leader, "leader %s should restart last, order was %s" % (leader, restarted)
     # Each restart is followed by a health gate before the next member is touched.
-    gates = re.findall(r"(?:TASK|RUNNING HANDLER) \[etcd_member : Wait for the cluster to be healthy again after restarting (m\d)\]",
-                       output)
+    gates = re.findall(r"TASK \[controlplane\.etcd\.etcd_member : Wait for the cluster to be healthy again "
+                       r"after restarting (m\d)\]", output)
     assert gates == restarted
     for member in MEMBERS:
         assert "log-level: debug" in ssh(member, "sudo cat /etc/etcd/etcd.conf.yml")
-    # Back to the converged settings: restarts again, then the cluster is healthy.
-    reverted = run_site(tmp_path / "b", ALL)
+
+    # A change on some members restarts those members only: m2 keeps debug in its host_vars.
+    pids = _main_pids()
+    partial = run_site(tmp_path / "b", {"m1": {}, "m2": {"etcd_log_level": "debug"}, "m3": {}})
+    assert partial.returncode == 0, (partial.stdout + partial.stderr)[-3000:]
+    assert sorted(_restarted(partial.stdout)) == ["m1", "m3"]
+    assert _main_pids()["m2"] == pids["m2"], "m2's settings did not change, so it must not restart"
+
+    # Back to the converged settings: only m2 changes now, only m2 restarts.
+    pids = _main_pids()
+    reverted = run_site(tmp_path / "c", ALL)
     assert reverted.returncode == 0, (reverted.stdout + reverted.stderr)[-3000:]
+    assert _restarted(reverted.stdout) == ["m2"]
+    after = _main_pids()
+    assert after["m1"] == pids["m1"] and after["m3"] == pids["m3"] and after["m2"] != pids["m2"]
     for member in MEMBERS:
         assert "log-level: info" in ssh(member, "sudo cat /etc/etcd/etcd.conf.yml")
     health = json.loads(ssh("m1", "sudo -i etcdctl endpoint health --cluster -w json"))
