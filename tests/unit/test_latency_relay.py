@@ -407,3 +407,17 @@ def test_cli_bad_link_switches_on_and_off_by_signal(echo):
     stalls = totals["routes"]["127.0.0.1:%d->127.0.0.1:%d" % (port, echo.port)]["stalls"]
     assert set(stalls) == {"up", "down"} and all(s["stalls"] >= 2 for s in stalls.values())
 
+
+def test_etcd_rtt_sees_the_stalls_in_a_long_probe(tls_pair, plugin_loader):
+    pytest.importorskip("ansible.module_utils.basic")
+    rtt = plugin_loader("modules/etcd_rtt.py", "etcd_rtt_module")
+    server = EchoServer(tls_pair[0])
+    r = RelayThread(server.port, 10.0, 0.0, latency_relay.StallSpec(0.5, 300, 400, 400, "down"), seed=11)
+    try:
+        out = rtt.measure_peer("m2", "127.0.0.1", r.port, samples=3, interval_ms=20, timeout=2,
+                               duration=2.0)
+    finally:
+        r.close()
+        server.close()
+    assert out["method"] == "tls" and out["window_s"] >= 1.9 and out["count"] > 10
+    assert out["median"] < 100 <= 200 < out["longest"] <= 450, out
