@@ -20,7 +20,7 @@ help:
 	@echo "make lab-destroy  remove the lab containers (keeps .lab/ with the CA)"
 	@echo "make test         lint, unit tests and molecule scenarios"
 	@echo "make bench        provisioning benchmark (cold and re-run)"
-	@echo "make bench-cross-az  leader changes under 30-50 ms RTT: default vs computed timeouts"
+	@echo "make bench-cross-az  leader changes on a bad 40 ms link (stalls of 1-2.5 s): default vs computed timeouts"
 	@echo "make bench-backup    snapshot time of a ~1 GiB database; write p99 with and without a snapshot running"
 
 $(VENV)/.installed: requirements.txt
