@@ -374,7 +374,8 @@ def measure_peers(
     started = now()
     rounds = 0
     first = last = None
-    while rounds < samples or now() - started < duration:
+    live = any(not state.get("skip") for state in states)  # no peer to sample: no window to wait out
+    while live and (rounds < samples or now() - started < duration):
         if rounds:
             pause(interval_ms / 1000.0)
         for state in states:

@@ -532,6 +532,14 @@ def test_measure_peers_samples_in_rounds_for_the_whole_window(rtt, monkeypatch):
     assert len(link.calls) == 5 and out[0]["count"] == 5 and out[0]["window_s"] < 2
 
 
+def test_a_peer_that_cannot_be_probed_does_not_wait_out_the_window(rtt):
+    started = time.monotonic()
+    out = rtt.measure_peers([{"name": "gone", "host": "127.0.0.1", "port": closed_port()}], samples=3,
+                            interval_ms=100, timeout=1, method="auto", duration=30)
+    assert time.monotonic() - started < 5
+    assert out[0]["count"] == 0 and out[0]["error_count"] == 1 and out[0]["window_s"] == 0
+
+
 def test_module_refuses_an_unbounded_window(rtt, capsys):
     rc, result = _run_module(rtt, capsys, {"peers": [{"name": "m2", "host": "127.0.0.1"}], "duration": 7200})
     assert rc == 1 and "duration" in result["msg"]
