@@ -26,7 +26,7 @@ help:
 	@echo "make test         lint, sanity, unit tests, rule tests and molecule scenarios, with a table of stage times"
 	@echo "make collection   build the collection artifact and install it into $(COLLECTION_INSTALL)"
 	@echo "make bench        provisioning benchmark (cold and re-run)"
-	@echo "make bench-cross-az  leader changes under 30-50 ms RTT: default vs computed timeouts"
+	@echo "make bench-cross-az  leader changes on a bad 40 ms link (stalls of 1-2.5 s): default vs computed timeouts"
 	@echo "make bench-backup    snapshot time of a ~1 GiB database; write p99 with and without a snapshot running"
 
 $(VENV)/.installed: requirements.txt

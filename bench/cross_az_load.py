@@ -6,7 +6,7 @@
     peers    print the peer URLs the cluster advertises (proves the relays are in the path)
     tuning   pull the measure-rtt.yml result out of an ansible.posix.json run
     report   side-by-side table of two soak summaries; exit 1 if the last one saw a
-             leader change
+             leader change (with --expect-difference, 2 if the first one saw none)
 
 soak: writes are scheduled open-loop at --rate per second for --seconds (so a slow write
 does not slow the schedule), round-robin over --endpoints, each `POST /v3/kv/put` over a
@@ -36,21 +36,30 @@ METRICS = ("etcd_server_leader_changes_seen_total", "etcd_server_heartbeat_send_
 
 
 class Client:
-    """One kept-alive HTTPS connection per (thread, endpoint), with the admin client cert."""
+    """One kept-alive connection per (thread, endpoint): HTTPS with the admin client cert,
+    or plain HTTP for an http:// endpoint (local experiments on loopback)."""
 
-    def __init__(self, cacert: str, cert: str, key: str, timeout: float) -> None:
-        self.context = ssl.create_default_context(cafile=cacert)
-        self.context.load_cert_chain(cert, key)
+    def __init__(self, cacert: Optional[str], cert: Optional[str], key: Optional[str], timeout: float) -> None:
+        self.context: Optional[ssl.SSLContext] = None
+        if cacert:
+            self.context = ssl.create_default_context(cafile=cacert)
+            if cert:
+                self.context.load_cert_chain(cert, key)
         self.timeout = timeout
         self.local = threading.local()
 
-    def _conn(self, endpoint: str) -> http.client.HTTPSConnection:
+    def _conn(self, endpoint: str) -> http.client.HTTPConnection:
         conns = self.local.__dict__.setdefault("conns", {})
         conn = conns.get(endpoint)
         if conn is None:
             url = urlsplit(endpoint)
-            conn = http.client.HTTPSConnection(url.hostname, url.port or 2379, timeout=self.timeout,
-                                               context=self.context)
+            if url.scheme == "http":
+                conn = http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.timeout)
+            elif self.context is None:
+                raise ValueError("%s: an https endpoint needs --cacert" % endpoint)
+            else:
+                conn = http.client.HTTPSConnection(url.hostname, url.port or 2379, timeout=self.timeout,
+                                                   context=self.context)
             conns[endpoint] = conn
         return conn
 
@@ -288,11 +297,16 @@ def report(args: argparse.Namespace) -> int:
     print("%s  %s" % ("".ljust(width), "  ".join(r["label"].rjust(colw) for r in runs)))
     for (label, _), values in zip(rows, cols):
         print("%s  %s" % (label.ljust(width), "  ".join(v.rjust(colw) for v in values)))
-    last = runs[-1]
+    first, last = runs[0], runs[-1]
     if last["leader_changes"] or last["raft_term_delta"]:
         print("FAIL: the %s cluster changed leader during the soak" % last["label"])
         return 1
-    print("PASS: no leader change on the %s cluster" % last["label"])
+    if args.expect_difference and len(runs) > 1 and not (first["leader_changes"] or first["raft_term_delta"]):
+        print("NO DIFFERENCE: the %s cluster did not change leader either; the link was not bad enough to "
+              "tell the timeouts apart" % first["label"])
+        return 2
+    print("PASS: no leader change on the %s cluster" % last["label"] + (
+        ", %d on the %s one" % (first["leader_changes"], first["label"]) if len(runs) > 1 else ""))
     return 0
 
 
@@ -300,10 +314,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def tls(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--cacert", required=True)
-        p.add_argument("--cert", required=True)
-        p.add_argument("--key", required=True)
+    def tls(p: argparse.ArgumentParser) -> None:  # needed for https:// endpoints, unused for http://
+        p.add_argument("--cacert")
+        p.add_argument("--cert")
+        p.add_argument("--key")
         p.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
 
     p = sub.add_parser("soak")
@@ -332,6 +346,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
     p = sub.add_parser("report")
     p.add_argument("summaries", nargs="+")
+    p.add_argument("--expect-difference", action="store_true",
+                   help="exit 2 when the first soak saw no leader change either")
     p.set_defaults(func=report)
     args = parser.parse_args(argv)
     if getattr(args, "rate", 1) <= 0 or getattr(args, "seconds", 1) <= 0:

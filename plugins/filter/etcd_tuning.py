@@ -2,10 +2,11 @@
 """Filters that turn etcd_rtt measurements into Raft timeouts.
 
     etcd_rtt_matrix  {member: etcd_rtt result} (or a list of results with 'source')
-                     -> {src: {dst: {median, p99, min, max, count, method, host, port}}}
+                     -> {src: {dst: {median, p99, min, max, longest, stalls, timeouts,
+                     window_s, count, method, host, port}}}
     etcd_timeouts    matrix -> {heartbeat_interval, election_timeout, max_median_rtt_ms,
-                     max_p99_rtt_ms, worst_pair, reasons}
-    etcd_rtt_table   matrix -> fixed-width median / p99 table
+                     max_p99_rtt_ms, longest_rtt_ms, worst_pair, stall_pair, reasons}
+    etcd_rtt_table   matrix -> fixed-width median / p99 / longest table
 
 The rules live in plugins/module_utils/etcd_tuning.py, shared with the etcd_rtt module.
 """
@@ -16,7 +17,8 @@ from typing import Any, Callable, Mapping
 from ansible.errors import AnsibleFilterError
 from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_tuning as rules
 
-_CELL_KEYS = ("median", "p99", "min", "max", "count", "method", "host", "port")
+_CELL_KEYS = ("median", "p99", "min", "max", "longest", "stalls", "timeouts", "window_s", "count", "method", "host",
+              "port")
 
 
 def _results_by_source(results: Any) -> list[tuple[str, Mapping[str, Any]]]:

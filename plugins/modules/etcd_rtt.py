@@ -9,10 +9,15 @@ module: etcd_rtt
 short_description: Measure round-trip times from this host to etcd peers
 description:
   - Runs on a member and measures the round-trip time (RTT) to every peer in O(peers)
-    over the peer network, O(samples) times each, one peer after the other.
-  - Returns per-peer summaries (count, min, median, p99, max in milliseconds) and the raw
-    samples, for the C(etcd_rtt_matrix) and C(etcd_timeouts) filters, which pick the
-    heartbeat interval and election timeout from the slowest pair of members.
+    over the peer network, in rounds of one sample per peer, one peer after the other,
+    O(interval_ms) apart, for O(samples) rounds and at least O(duration) seconds.
+  - A long O(duration) is what sees a bad link. Bursts of loss stall a TCP connection for
+    hundreds of milliseconds to seconds while it retransmits, and such stalls, not the
+    median, are what make etcd elect a new leader. A sample that falls into a stall takes
+    as long as the rest of the stall, so RV(peers[].longest) over a long window shows it.
+  - Returns per-peer summaries (count, min, median, p99, max, longest in milliseconds) and
+    the raw samples, for the C(etcd_rtt_matrix) and C(etcd_timeouts) filters, which pick
+    the heartbeat interval and election timeout from the slowest pair of members.
   - With O(method=tcp) a sample is the time the TCP connect takes, one round trip
     (SYN, SYN-ACK).
   - With O(method=tls) the TCP connection is opened first, untimed; the sample is the time
@@ -53,13 +58,23 @@ options:
         type: int
         default: 2380
   samples:
-    description: Samples per peer. The p99 of 30 samples is close to the worst of them.
+    description:
+      - Samples per peer at least (rounds). The p99 of 30 samples is close to the worst of them.
     type: int
     default: 30
   interval_ms:
-    description: Pause between two samples to the same peer, in milliseconds.
+    description: Pause between two rounds of samples, in milliseconds.
     type: int
     default: 20
+  duration:
+    description:
+      - Keep taking rounds of samples until this many seconds have passed (and O(samples)
+        rounds are done). V(0) takes just O(samples) rounds.
+      - Stalls of a bad link are rare events; a window of a minute or more, with
+        O(interval_ms) of a few hundred milliseconds, lets the probe meet them.
+      - At most 3600.
+    type: float
+    default: 0
   timeout:
     description:
       - Seconds one sample (connect, or connect plus the TLS round trip) may take before it
@@ -83,8 +98,8 @@ options:
 notes:
   - Every TLS sample is a connection the peer sees rejected before the handshake ends;
     etcd logs it as C(rejected connection) at warning level.
-  - Samples to one peer are taken one at a time, so the measurement itself does not queue.
-    It lasts about O(samples) x (RTT + O(interval_ms)) per peer.
+  - Samples are taken one at a time, so the measurement itself does not queue. It lasts
+    about the longer of O(duration) and O(samples) x (O(interval_ms) + one RTT per peer).
   - Run it from every member against every other member; the heartbeat and election
     timeout must suit the slowest pair and be the same on every member.
 requirements:
@@ -157,22 +172,50 @@ peers:
       type: float
       sample: 0.52
     p99:
-      description: 99th percentile in milliseconds, linear interpolation (null without samples).
+      description:
+        - 99th percentile in milliseconds, linear interpolation, of the samples that are not
+          stalls (null without samples). It measures the link's jitter.
       type: float
       sample: 0.97
+    stalls:
+      description:
+        - Samples above the larger of median + 200 ms (Linux's shortest TCP retransmission
+          timeout) and 2 x the median. They are stalls of the link, not jitter;
+          RV(peers[].max) and RV(peers[].longest) show them, RV(peers[].p99) leaves them out.
+      type: int
+      sample: 0
     max:
       description: Slowest sample in milliseconds (null without samples).
       type: float
       sample: 1.02
+    longest:
+      description:
+        - The longest round trip seen in milliseconds; RV(peers[].max), or O(timeout) when a
+          sample timed out (the round trip took at least that long). Null without samples.
+      type: float
+      sample: 1.02
+    timeouts:
+      description: Samples that timed out (also listed in RV(peers[].errors)).
+      type: int
+      sample: 0
+    window_s:
+      description: Seconds from the first sample to the last.
+      type: float
+      sample: 60.2
     samples:
       description: Every successful sample in milliseconds, in the order taken.
       type: list
       elements: float
     errors:
-      description: Failed samples, one message each (timeouts, refused connections).
+      description:
+        - Failed samples, one message each (timeouts, refused connections); the first 20.
       type: list
       elements: str
       sample: ["10.0.0.2:2380: timed out"]
+    error_count:
+      description: Failed samples, all of them.
+      type: int
+      sample: 1
 unreachable_peers:
   description: Names of peers that yielded no sample at all.
   returned: always
@@ -292,6 +335,75 @@ def _error_text(host: str, port: int, exc: BaseException) -> str:
     return "%s:%d: %s" % (host, port, text)
 
 
+MAX_DURATION_S = 3600
+MAX_ERRORS_KEPT = 20
+
+
+def measure_peers(
+    peers: list[dict[str, Any]],
+    samples: int = 30,
+    interval_ms: int = 20,
+    timeout: float = 2.0,
+    method: str = "auto",
+    duration: float = 0.0,
+    sleep: Optional[Callable[[float], None]] = None,
+    clock: Optional[Callable[[], float]] = None,
+) -> list[dict[str, Any]]:
+    """Measure every peer ({name, host, port}) in rounds; one summary per peer, in order.
+
+    Each round takes one sample from each peer, one after the other; rounds are
+    interval_ms apart and go on for `samples` rounds and at least `duration` seconds.
+    """
+    pause = sleep or time.sleep
+    now = clock or time.monotonic
+    states = []
+    for peer in peers:
+        state: dict[str, Any] = {"peer": peer, "method": method, "taken": [], "errors": [], "timeouts": 0}
+        if method == "auto":
+            try:
+                state["method"] = detect_method(peer["host"], peer["port"], timeout)
+            except (OSError, ssl.SSLError) as exc:
+                state["errors"].append(_error_text(peer["host"], peer["port"], exc))
+                state["method"], state["skip"] = "tcp", True
+        states.append(state)
+    started = now()
+    rounds = 0
+    first = last = None
+    live = any(not state.get("skip") for state in states)  # no peer to sample: no window to wait out
+    while live and (rounds < samples or now() - started < duration):
+        if rounds:
+            pause(interval_ms / 1000.0)
+        for state in states:
+            if state.get("skip"):
+                continue
+            host, port = state["peer"]["host"], state["peer"]["port"]
+            first = now() if first is None else first
+            try:
+                state["taken"].append(round(PROBES[state["method"]](host, port, timeout), 3))
+            except (OSError, ssl.SSLError) as exc:
+                state["errors"].append(_error_text(host, port, exc))
+                if isinstance(exc, socket.timeout):
+                    state["timeouts"] += 1
+            last = now()
+        rounds += 1
+    results = []
+    for state in states:
+        peer, taken = state["peer"], state["taken"]
+        result: dict[str, Any] = {"name": peer["name"], "host": peer["host"], "port": peer["port"],
+                                  "method": state["method"]}
+        result.update(summarize(taken))
+        # A timed-out sample is a round trip of at least the timeout: a stall the probe met.
+        result["longest"] = None if not taken else \
+            max(result["max"], round(timeout * 1000.0, 3) if state["timeouts"] else 0.0)
+        result["timeouts"] = state["timeouts"]
+        result["window_s"] = round((last - first) if first is not None and last is not None else 0.0, 1)
+        result["samples"] = taken
+        result["errors"] = state["errors"][:MAX_ERRORS_KEPT]
+        result["error_count"] = len(state["errors"])
+        results.append(result)
+    return results
+
+
 def measure_peer(
     name: str,
     host: str,
@@ -301,32 +413,11 @@ def measure_peer(
     timeout: float = 2.0,
     method: str = "auto",
     sleep: Optional[Callable[[float], None]] = None,
+    duration: float = 0.0,
 ) -> dict[str, Any]:
     """Measure one peer; returns its summary, raw samples and errors."""
-    pause = sleep or time.sleep
-    errors = []
-    taken = []
-    resolved = method
-    if method == "auto":
-        try:
-            resolved = detect_method(host, port, timeout)
-        except (OSError, ssl.SSLError) as exc:
-            errors.append(_error_text(host, port, exc))
-            resolved = "tcp"
-    probe = PROBES[resolved]
-    if not (method == "auto" and errors):
-        for index in range(samples):
-            if index:
-                pause(interval_ms / 1000.0)
-            try:
-                taken.append(round(probe(host, port, timeout), 3))
-            except (OSError, ssl.SSLError) as exc:
-                errors.append(_error_text(host, port, exc))
-    result: dict[str, Any] = {"name": name, "host": host, "port": port, "method": resolved}
-    result.update(summarize(taken))
-    result["samples"] = taken
-    result["errors"] = errors
-    return result
+    return measure_peers([{"name": name, "host": host, "port": port}], samples=samples, interval_ms=interval_ms,
+                         timeout=timeout, method=method, duration=duration, sleep=sleep)[0]
 
 
 def main() -> None:
@@ -344,6 +435,7 @@ def main() -> None:
             ),
             samples=dict(type="int", default=30),
             interval_ms=dict(type="int", default=20),
+            duration=dict(type="float", default=0.0),
             timeout=dict(type="float", default=2.0),
             method=dict(type="str", default="auto", choices=["auto", "tcp", "tls"]),
             source=dict(type="str"),
@@ -358,16 +450,15 @@ def main() -> None:
         module.fail_json(msg="interval_ms must not be negative")
     if p["timeout"] <= 0:
         module.fail_json(msg="timeout must be positive seconds")
+    if not 0 <= p["duration"] <= MAX_DURATION_S:
+        module.fail_json(msg="duration must be between 0 and %d seconds" % MAX_DURATION_S)
     for peer in p["peers"]:
         if not 0 < peer["port"] < 65536:
             module.fail_json(msg="peer %s: port %d is not a TCP port" % (peer["name"], peer["port"]))
 
     source = p["source"] or socket.gethostname()
-    results = [
-        measure_peer(peer["name"], peer["host"], peer["port"], samples=p["samples"],
-                     interval_ms=p["interval_ms"], timeout=p["timeout"], method=p["method"])
-        for peer in p["peers"]
-    ]
+    results = measure_peers(p["peers"], samples=p["samples"], interval_ms=p["interval_ms"], timeout=p["timeout"],
+                            method=p["method"], duration=p["duration"])
     unreachable = [r["name"] for r in results if not r["count"]]
     if unreachable and p["fail_on_unreachable"]:
         module.fail_json(

@@ -23,8 +23,8 @@ def full(median: float, p99: float, names=("m1", "m2", "m3")) -> dict:
 # --- summarize ---------------------------------------------------------------------------
 
 def test_summarize_empty_and_single():
-    assert summarize([]) == {"count": 0, "min": None, "median": None, "p99": None, "max": None}
-    assert summarize([5]) == {"count": 1, "min": 5.0, "median": 5.0, "p99": 5.0, "max": 5.0}
+    assert summarize([]) == {"count": 0, "min": None, "median": None, "p99": None, "max": None, "stalls": 0}
+    assert summarize([5]) == {"count": 1, "min": 5.0, "median": 5.0, "p99": 5.0, "max": 5.0, "stalls": 0}
 
 
 def test_summarize_percentiles_interpolate():
@@ -143,6 +143,55 @@ def test_election_limit_of_50000_ms():
     text = str(err.value)
     assert "m1 and m3" in text and "5001.0 ms" in text and "50000" in text
     assert "closer" in text  # the fix
+
+
+# --- stalls: a bad link's longest round trip ---------------------------------------------
+
+def test_stalls_are_counted_apart_from_the_jitter():
+    # A minute of samples on a 40 ms link that stalled twice: the p99 stays the link's
+    # jitter, the max shows the stall.
+    samples = [40.0 + (i % 9) for i in range(236)] + [1500.0, 2400.0, 900.0, 260.0]
+    s = summarize(samples)
+    assert s["stalls"] == 4 and s["max"] == 2400.0
+    assert 47 <= s["p99"] <= 48.01
+    assert etcd_tuning.stall_threshold(40.0) == 240.0  # median + 200 ms (TCP's least retransmit wait)
+    assert etcd_tuning.stall_threshold(300.0) == 600.0  # 2 x the median for slow links
+    # A slow but steady link has no stalls: its jitter is all p99.
+    assert summarize([300.0, 310.0, 350.0, 420.0, 590.0] * 10)["stalls"] == 0
+
+
+def test_election_timeout_outlasts_the_longest_stall():
+    matrix = full(40.0, 48.0)
+    for cell in matrix["m1"].values():
+        cell["max"] = 60.0  # a healthy link's max changes nothing
+    assert compute_timeouts(matrix)["election_timeout"] == 1000
+    matrix["m2"]["m3"].update(max=2310.0, longest=2310.0, stalls=3)
+    out = compute_timeouts(matrix)
+    assert (out["heartbeat_interval"], out["election_timeout"]) == (100, 5000)  # 2 x 2310 -> 5000
+    assert out["longest_rtt_ms"] == 2310.0 and out["stall_pair"] == "m2 -> m3"
+    assert "2 x the longest round trip seen, a stall of the link (2310.0 ms, m2 -> m3) = 4620 ms" \
+        in out["reasons"][1]
+    # Without 'longest' (older results) the max stands in; a timed-out sample raises 'longest'.
+    del matrix["m2"]["m3"]["longest"]
+    assert compute_timeouts(matrix)["election_timeout"] == 5000
+    matrix["m2"]["m3"]["longest"] = 5000.0
+    assert compute_timeouts(matrix)["election_timeout"] == 10000
+
+
+def test_stalls_beyond_etcds_limit_are_refused_with_the_link_named():
+    matrix = full(40.0, 48.0)
+    matrix["m3"]["m1"]["longest"] = 26000.0
+    with pytest.raises(ValueError) as err:
+        compute_timeouts(matrix)
+    assert "link from m3 to m1 stalled for 26000.0 ms" in str(err.value) and "50000" in str(err.value)
+
+
+def test_format_matrix_shows_the_longest_round_trip():
+    matrix = full(40.0, 48.0)
+    matrix["m1"]["m2"]["longest"] = 2310.0
+    matrix["m1"]["m3"]["max"] = 55.5
+    row = format_matrix(matrix).splitlines()[1]
+    assert "40.0 / 48.0 / 2310.0" in row and "40.0 / 48.0 / 55.5" in row
 
 
 @pytest.mark.parametrize("matrix, words", [
@@ -435,3 +484,57 @@ def test_module_rejects_bad_options(rtt, capsys):
 
 def test_module_utils_is_the_module_summarizer(rtt):
     assert rtt.summarize([1, 2, 3])["median"] == etcd_tuning.summarize([1, 2, 3])["median"] == 2
+
+
+class FakeLink:
+    """Probes on a fake clock: each takes `rtt` ms, or times out during [start, end)."""
+
+    def __init__(self, stall=(None, None), rtt=40.0):
+        self.now, self.rtt, self.stall, self.calls = 0.0, rtt, stall, []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def probe(self, host, port, timeout):
+        self.calls.append(port)
+        start, end = self.stall
+        if start is not None and start <= self.now < end:
+            self.now += timeout
+            raise socket.timeout("timed out")
+        self.now += self.rtt / 1000.0
+        return self.rtt
+
+
+def test_measure_peers_samples_in_rounds_for_the_whole_window(rtt, monkeypatch):
+    link = FakeLink(stall=(20.0, 21.0))
+    monkeypatch.setitem(rtt.PROBES, "tcp", link.probe)
+    peers = [{"name": "m2", "host": "127.0.0.1", "port": 2}, {"name": "m3", "host": "127.0.0.1", "port": 3}]
+    out = rtt.measure_peers(peers, samples=5, interval_ms=250, timeout=2.0, method="tcp", duration=60,
+                            sleep=link.sleep, clock=link.clock)
+    assert link.calls[:6] == [2, 3, 2, 3, 2, 3]  # one sample per peer per round, in turn
+    assert 59.5 <= link.now <= 61.5 and all(59 <= p["window_s"] <= 61.5 for p in out)
+    m2, m3 = out
+    assert m2["count"] + m2["timeouts"] == m3["count"] + m3["timeouts"] > 150
+    assert m2["timeouts"] == 1 and m2["error_count"] == 1 and "timed out" in m2["errors"][0]
+    assert m2["max"] == 40.0 and m2["longest"] == 2000.0  # a timed-out sample: a stall this long
+    assert m3["timeouts"] == 0 and m3["longest"] == m3["max"] == 40.0
+    # duration 0: just the samples, as before.
+    link.calls.clear()
+    out = rtt.measure_peers(peers[:1], samples=5, interval_ms=250, method="tcp", sleep=link.sleep, clock=link.clock)
+    assert len(link.calls) == 5 and out[0]["count"] == 5 and out[0]["window_s"] < 2
+
+
+def test_a_peer_that_cannot_be_probed_does_not_wait_out_the_window(rtt):
+    started = time.monotonic()
+    out = rtt.measure_peers([{"name": "gone", "host": "127.0.0.1", "port": closed_port()}], samples=3,
+                            interval_ms=100, timeout=1, method="auto", duration=30)
+    assert time.monotonic() - started < 5
+    assert out[0]["count"] == 0 and out[0]["error_count"] == 1 and out[0]["window_s"] == 0
+
+
+def test_module_refuses_an_unbounded_window(rtt, capsys):
+    rc, result = _run_module(rtt, capsys, {"peers": [{"name": "m2", "host": "127.0.0.1"}], "duration": 7200})
+    assert rc == 1 and "duration" in result["msg"]

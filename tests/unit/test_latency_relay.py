@@ -66,9 +66,11 @@ class EchoServer:
 class RelayThread:
     """The relay's own asyncio code on a background event loop."""
 
-    def __init__(self, target_port: int, delay: float = DELAY, jitter: float = JITTER):
-        self.route = latency_relay.Route("127.0.0.1", 0, "127.0.0.1", target_port, delay, jitter)
-        self.relay = latency_relay.Relay([self.route], seed=7)
+    def __init__(self, target_port: int, delay: float = DELAY, jitter: float = JITTER,
+                 stall: latency_relay.StallSpec | None = None, seed: int = 7):
+        self.route = latency_relay.Route("127.0.0.1", 0, "127.0.0.1", target_port, delay, jitter,
+                                         stall or latency_relay.StallSpec())
+        self.relay = latency_relay.Relay([self.route], seed=seed)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         asyncio.run_coroutine_threadsafe(self.relay.start(), self.loop).result(5)
@@ -273,3 +275,149 @@ def test_lab_addresses_are_allowed_by_default():
         "172.31.240.1", 12381, "172.31.240.11", 2380)
     assert all(0.015 <= route.one_way_delay(latency_relay.random.Random(n)) <= 0.025 for n in range(200))
 
+
+
+# --- bad-link mode: stalls ---------------------------------------------------------------
+
+def windows(spec, seed="1/0/down", until=60.0):
+    """The stall windows a schedule draws over `until` seconds from epoch 0."""
+    schedule = latency_relay.StallSchedule(spec, latency_relay.random.Random(seed), 0.0)
+    schedule.release(until)
+    return schedule
+
+
+def test_stall_schedule_is_deterministic_and_follows_the_spec():
+    spec = latency_relay.StallSpec(probability=0.2, every_ms=500, min_ms=300, max_ms=900)
+    a, b = windows(spec), windows(spec)
+    assert (a.stalls, a.stalled_ms) == (b.stalls, b.stalled_ms) and a.stalls > 0
+    assert windows(spec, seed="1/0/up").stalled_ms != a.stalled_ms  # directions draw apart
+    assert 0.1 * 120 <= a.stalls <= 0.3 * 120  # about p x slots
+    assert 300 * a.stalls <= a.stalled_ms <= 900 * a.stalls
+    assert windows(latency_relay.StallSpec()).stalls == 0  # probability 0: a clean link
+
+
+def test_release_holds_until_the_stall_ends_and_chains_overlapping_stalls():
+    # Nearly every 1 s slot starts a 1.5 s stall: they overlap and chain, within a bound.
+    spec = latency_relay.StallSpec(probability=0.999, every_ms=1000, min_ms=1500, max_ms=1500)
+    schedule = latency_relay.StallSchedule(spec, latency_relay.random.Random(0), 10.0)
+    assert schedule.release(9.0) == 9.0  # before the epoch: nothing drawn yet
+    assert 12.0 <= schedule.release(10.2) <= 10.2 + latency_relay.MAX_STALL_MS / 1000.0
+    spec = latency_relay.StallSpec(probability=1.0, every_ms=1000, min_ms=400, max_ms=400)
+    schedule = latency_relay.StallSchedule(spec, latency_relay.random.Random(0), 0.0)
+    assert schedule.release(0.1) == pytest.approx(0.4)
+    assert schedule.release(0.5) == 0.5  # clear between stalls
+    assert schedule.release(1.0) == pytest.approx(1.4)
+    assert (schedule.stalls, round(schedule.stalled_ms)) == (2, 800)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"probability": 1.5, "max_ms": 10}, "between 0 and 1"),
+    ({"probability": 0.1, "every_ms": 0, "max_ms": 10}, "positive"),
+    ({"probability": 0.1, "min_ms": 20, "max_ms": 10}, "stall_ms <= stall_max_ms"),
+    ({"probability": 0.1, "max_ms": 120000}, "stall_max_ms"),
+    ({"probability": 0.1, "max_ms": 10, "direction": "sideways"}, "up, down or both"),
+    ({"probability": 0.1}, "needs stall_ms"),
+    ({"probability": 1.0, "every_ms": 500, "min_ms": 500, "max_ms": 500}, "never clear"),
+])
+def test_stall_spec_refuses_bad_values(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        latency_relay.StallSpec(**kwargs)
+
+
+def test_stalls_come_from_flags_and_per_spec_entry():
+    spec = json.dumps([
+        {"listen": "127.0.0.1:1", "target": "127.0.0.1:2"},
+        {"listen": "127.0.0.1:3", "target": "127.0.0.1:4", "stall_ms": 300, "stall_direction": "up"},
+        {"listen": "127.0.0.1:5", "target": "127.0.0.1:6", "stall_probability": 0},
+    ])
+    args = latency_relay.parse_args(["--spec", spec, "--max-seconds", "1", "--stall-probability", "0.05",
+                                     "--stall-ms", "1200", "--stall-max-ms", "2500", "--stall-direction", "down"])
+    flags, own, clean = (r.stall for r in latency_relay.build_routes(args))
+    assert (flags.probability, flags.min_ms, flags.max_ms, flags.direction) == (0.05, 1200, 2500, "down")
+    assert flags.applies("down") and not flags.applies("up")
+    assert (own.min_ms, own.max_ms, own.direction) == (300, 300, "up")  # its own length, fixed
+    assert not clean.applies("up") and not clean.applies("down")
+    assert latency_relay.main(["--listen", "127.0.0.1:1", "--target", "127.0.0.1:2", "--max-seconds", "1",
+                               "--stall-probability", "0.5"]) == 2  # a probability without a length
+
+
+def ping_times(port, count, gap, size=8):
+    """Round trips (ms) of `count` small echoes, `gap` seconds apart; checks every byte."""
+    out = []
+    with connect(port) as sock:
+        for i in range(count):
+            msg = (b"%0" + str(size).encode() + b"d") % i
+            start = time.perf_counter()
+            sock.sendall(msg)
+            assert recv_exactly(sock, size) == msg  # in order, nothing lost
+            out.append((time.perf_counter() - start) * 1000)
+            time.sleep(gap)
+    return out
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_a_stall_holds_one_direction_then_delivers_in_order(echo, direction):
+    # Each 500 ms slot begins with a 300 ms stall: an echo that meets one waits it out.
+    r = RelayThread(echo.port, 0.0, 0.0, latency_relay.StallSpec(1.0, 500, 300, 300, direction), seed=3)
+    try:
+        times = ping_times(r.port, 24, 0.05)
+        totals = r.relay.totals(r.loop.time())[r.route.name]
+    finally:
+        r.close()
+    assert min(times) < 20 and max(times) > 150, times  # clear between stalls, held inside one
+    assert totals["held_chunks"] > 0 and totals["stalls"][direction]["stalls"] >= 2
+    assert set(totals["stalls"]) == {direction}
+
+
+def test_cli_bad_link_switches_on_and_off_by_signal(echo):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, str(BENCH / "latency_relay.py"), "--listen", "127.0.0.1:%d" % port,
+                             "--target", "127.0.0.1:%d" % echo.port, "--delay-ms", "0", "--seed", "5",
+                             "--stall-probability", "1", "--stall-every-ms", "400", "--stall-ms", "250",
+                             "--stalls-paused", "--max-seconds", "20"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                connect(port).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "relay never listened"
+                time.sleep(0.05)
+        paused = ping_times(port, 8, 0.05)
+        proc.send_signal(latency_relay.signal.SIGUSR1)
+        time.sleep(0.2)
+        bad = ping_times(port, 12, 0.05)
+        proc.send_signal(latency_relay.signal.SIGUSR2)
+        time.sleep(0.3)
+        clear = ping_times(port, 8, 0.05)
+        proc.send_signal(latency_relay.signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert max(paused) < 50 and max(clear) < 50, (paused, clear)
+    assert max(bad) > 100, bad
+    assert "bad link off (SIGUSR1: on, SIGUSR2: off)" in err and "250 ms stalls (both)" in err
+    totals = json.loads(err.strip().splitlines()[-1])
+    assert totals["bad_link_switches_on"] == 1
+    stalls = totals["routes"]["127.0.0.1:%d->127.0.0.1:%d" % (port, echo.port)]["stalls"]
+    assert set(stalls) == {"up", "down"} and all(s["stalls"] >= 2 for s in stalls.values())
+
+
+def test_etcd_rtt_sees_the_stalls_in_a_long_probe(tls_pair, plugin_loader):
+    pytest.importorskip("ansible.module_utils.basic")
+    rtt = plugin_loader("modules/etcd_rtt.py", "etcd_rtt_module")
+    server = EchoServer(tls_pair[0])
+    r = RelayThread(server.port, 10.0, 0.0, latency_relay.StallSpec(0.5, 300, 400, 400, "down"), seed=11)
+    try:
+        out = rtt.measure_peer("m2", "127.0.0.1", r.port, samples=3, interval_ms=20, timeout=2,
+                               duration=2.0)
+    finally:
+        r.close()
+        server.close()
+    assert out["method"] == "tls" and out["window_s"] >= 1.9 and out["count"] > 10
+    assert out["median"] < 100 <= 200 < out["longest"] <= 450, out
