@@ -146,3 +146,19 @@ def emitted_keys(config: Mapping[str, Any]) -> list[str]:
         if key.endswith("-transport-security") and isinstance(value, Mapping):
             keys.extend(value.keys())
     return keys
+
+
+def running_timeouts(config_text: str) -> dict[str, int]:
+    """heartbeat_interval / election_timeout (ms) from a member's etcd.conf.yml, where set.
+
+    The toolkit writes both keys as plain `key: number` lines; anything else (no file, a
+    hand-edited value) gives no entry, and tuning measures again.
+    """
+    found: dict[str, int] = {}
+    for line in config_text.splitlines():
+        key, sep, value = line.partition(":")
+        name = {"heartbeat-interval": "heartbeat_interval", "election-timeout": "election_timeout"}.get(key.strip())
+        if sep and name and value.strip().isdigit():
+            found[name] = int(value.strip())
+    return found
+

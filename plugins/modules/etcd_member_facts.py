@@ -32,6 +32,10 @@ options:
     description: systemd unit name of etcd.
     type: str
     default: etcd
+  config_file:
+    description: etcd's configuration file, read for the Raft timeouts the member runs with.
+    type: path
+    default: /etc/etcd/etcd.conf.yml
   paths:
     description:
       - Paths whose filesystem to identify (for example the backup folder), existing or not.
@@ -86,6 +90,13 @@ clock_synchronized:
   description: C(yes) or C(no) from systemd's NTPSynchronized, or C(unknown) where it cannot be read.
   returned: always
   type: str
+running_timeouts:
+  description:
+    - C(heartbeat_interval) and C(election_timeout) (ms) from O(config_file), each only where set.
+    - Empty when there is no configuration yet.
+  returned: always
+  type: dict
+  sample: {"heartbeat_interval": 100, "election_timeout": 1500}
 filesystem_ids:
   description: Device number of the filesystem holding each of I(paths) and of I(data_dir).
   returned: always
@@ -96,6 +107,7 @@ filesystem_ids:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_config import running_timeouts
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import installed_version_from_output
 
 
@@ -140,6 +152,7 @@ def main() -> None:
             bin_dir=dict(type="path", default="/usr/local/bin"),
             data_dir=dict(type="path", default="/var/lib/etcd"),
             service=dict(type="str", default="etcd"),
+            config_file=dict(type="path", default="/etc/etcd/etcd.conf.yml"),
             paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
@@ -163,8 +176,14 @@ def main() -> None:
     except ImportError:
         has_cryptography = False
 
+    timeouts = {}
+    if os.path.isfile(module.params["config_file"]):
+        with open(module.params["config_file"], encoding="utf-8", errors="replace") as config:
+            timeouts = running_timeouts(config.read())
+
     module.exit_json(
         changed=False,
+        running_timeouts=timeouts,
         free_bytes=free_bytes(module.params["data_dir"]),
         listening_ports=listening_ports(),
         clock_synchronized=clock_state(module),

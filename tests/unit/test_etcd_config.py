@@ -136,3 +136,13 @@ def test_peers_can_be_reached_through_a_relay():
     assert config["listen-peer-urls"] == "https://10.0.0.1:2380"
     with pytest.raises(ValueError, match="https"):
         etcd_config.render(settings(advertise_peer_url="http://10.9.9.9:12380"), "3.5.30")
+
+
+def test_running_timeouts_read_back_what_render_wrote():
+    text = "name: m1\nheartbeat-interval: 150\nelection-timeout: 4500\nlisten-peer-urls: https://10.0.0.1:2380\n"
+    assert etcd_config.running_timeouts(text) == {"heartbeat_interval": 150, "election_timeout": 4500}
+
+
+@pytest.mark.parametrize("text", ["", "heartbeat-interval: '100'\n", "election-timeout:\n", "# heartbeat-interval: 100\n"])
+def test_running_timeouts_ignore_what_the_toolkit_did_not_write(text):
+    assert etcd_config.running_timeouts(text) == {}
