@@ -16,7 +16,7 @@ COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := .cache/dist/controlplane-etcd-$(COLLECTION_VERSION).tar.gz
 COLLECTION_INSTALL := .cache/collection-install
 
-.PHONY: help venv engine image mirror tools setup hosts lab status lab-destroy collection lint sanity unit rules \
+.PHONY: help venv engine image mirror tools setup hosts lab status lab-destroy dist collection lint sanity unit rules \
 	molecule molecule-default molecule-volumes test bench bench-cross-az bench-backup
 
 help:
@@ -68,15 +68,19 @@ lint: venv
 	yamllint -s .
 	ansible-lint --profile production
 
-# The artifact: build it, then install it the way a user would (no Galaxy server needed).
-collection: venv
-	rm -rf .cache/dist $(COLLECTION_INSTALL)
+# The artifact (dist), and the artifact installed the way a user would (collection; no
+# Galaxy server needed). Only `collection` touches the installed copy the volumes scenario runs.
+dist: venv
+	rm -rf .cache/dist
 	ansible-galaxy collection build --force --output-path .cache/dist
+
+collection: dist
+	rm -rf $(COLLECTION_INSTALL)
 	ansible-galaxy collection install --offline --force -p $(COLLECTION_INSTALL) $(COLLECTION_TARBALL)
 
 # ansible-test sanity on the artifact (the checks that need no containers).
-sanity: collection
-	tests/sanity/run.sh
+sanity: dist
+	tests/sanity/run.sh $(COLLECTION_TARBALL)
 
 # Plugins import each other as ansible_collections.controlplane.etcd...: the checkout's
 # collections/ folder links back to the repository root under that name.

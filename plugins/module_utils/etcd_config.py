@@ -161,4 +161,3 @@ def running_timeouts(config_text: str) -> dict[str, int]:
         if sep and name and value.strip().isdigit():
             found[name] = int(value.strip())
     return found
-

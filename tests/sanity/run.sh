@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # ansible-test sanity on exactly what ships: the artifact from `make collection`, unpacked as
 # ansible_collections/controlplane/etcd (ansible-test only runs from such a tree), plus the
-# ignore file in tests/sanity/. Each check runs in its own venv that ansible-test builds.
+# ignore files in tests/sanity/. Each check runs in its own venv that ansible-test builds.
+#   tests/sanity/run.sh .cache/dist/controlplane-etcd-1.0.0.tar.gz [ansible-test options]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-tarball=$(ls -t .cache/dist/controlplane-etcd-*.tar.gz | head -n 1)
+tarball=$1
+shift
 tree=.cache/ansible-test/ansible_collections/controlplane/etcd
 rm -rf .cache/ansible-test
 mkdir -p "$tree/tests"
 tar -xzf "$tarball" -C "$tree"
-cp -r tests/sanity "$tree/tests/"
+mkdir -p "$tree/tests/sanity"
+cp tests/sanity/ignore-*.txt "$tree/tests/sanity/"
 
 # ansible-test downloads a pip bootstrap script from a host this machine cannot reach; its
 # own error message says to put the script in its cache instead. Ours uses ensurepip.
