@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+"""Action: create or check the CA and the admin client certificate on the controller.
+
+Runs entirely on the controller, in-process: no module is sent anywhere, so a run that
+changes nothing costs milliseconds. An existing CA key is never regenerated or replaced.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_pki
+
+
+class ActionModule(ActionBase):
+    _requires_connection = False
+    _supports_check_mode = True
+
+    def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        _valid, args = self.validate_argument_spec(argument_spec=etcd_pki.CA_SPEC)
+        if etcd_pki.CRYPTOGRAPHY_ERROR:
+            raise AnsibleActionFail("on the controller: " + etcd_pki.CRYPTOGRAPHY_ERROR)
+        check = bool(self._task.check_mode)
+        try:
+            done = self._ensure(args, check)
+        except etcd_pki.PkiError as e:
+            raise AnsibleActionFail("Refused, nothing changed: %s" % e)
+        result.update(done)
+        return result
+
+    def _ensure(self, a: Dict[str, Any], check: bool) -> Dict[str, Any]:
+        d = a["dir"]
+        key_path, crt_path = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+        done: List[str] = []
+
+        def write(path: str, data: bytes, mode: int, what: str) -> None:
+            done.append(what)
+            if not check:
+                etcd_pki.write_file(path, data, mode)
+
+        if not os.path.isdir(d):
+            done.append("create %s" % d)
+            if not check:
+                os.makedirs(d, mode=0o700)
+        key_data, crt_data = etcd_pki.read_file(key_path), etcd_pki.read_file(crt_path)
+        if key_data is None and crt_data is not None:
+            raise etcd_pki.PkiError(
+                "%s exists but %s does not. Restore ca.key from the backup of the PKI folder (README: "
+                "'The CA'); a new key would make a new CA that the members do not trust" % (crt_path, key_path))
+        if key_data is None:
+            ca_key = etcd_pki.new_key(a["key_type"], a["key_curve"])
+            write(key_path, etcd_pki.key_pem(ca_key, a["passphrase"]), 0o600, "create the CA key")
+        else:
+            ca_key = etcd_pki.open_ca_key(key_data, a["passphrase"], key_path, a["key_type"], a["key_curve"])
+        if crt_data is None:
+            ca_pem = etcd_pki.self_sign_ca(ca_key, a["common_name"], a["valid_days"])
+            write(crt_path, ca_pem.encode(), 0o644, "self-sign the CA certificate")
+        else:
+            ca_pem = crt_data.decode()
+            problems = etcd_pki.ca_problems(ca_pem, ca_key)
+            if problems:
+                raise etcd_pki.PkiError("%s: %s. Restore the PKI folder from its backup (README: 'The CA')"
+                                        % (crt_path, "; ".join(problems)))
+        ca = etcd_pki.x509.load_pem_x509_certificate(ca_pem.encode())
+
+        # The controller's own admin client certificate (playbooks reach etcd with it).
+        admin_key_path, admin_crt_path = os.path.join(d, "admin.key"), os.path.join(d, "admin.crt")
+        admin_key = etcd_pki.usable_key(admin_key_path, a["key_type"], a["key_curve"])
+        if admin_key is None:
+            admin_key = etcd_pki.new_key(a["key_type"], a["key_curve"])
+            write(admin_key_path, etcd_pki.key_pem(admin_key), 0o600, "create the admin client key")
+        admin_crt = etcd_pki.read_file(admin_crt_path)
+        want = etcd_pki.Want(name="admin", cn=a["admin_common_name"], eku=["clientAuth"])
+        reasons = etcd_pki.renewal_reasons(admin_crt.decode() if admin_crt else None, want,
+                                           etcd_pki.public_pem(admin_key), ca, a["renew_days"])
+        if reasons:
+            pem = "" if check else etcd_pki.sign_leaf(etcd_pki.public_pem(admin_key), want, ca, ca_key,
+                                                      a["cert_valid_days"])
+            write(admin_crt_path, pem.encode(), 0o644, "sign the admin client certificate (%s)" % "; ".join(reasons))
+        return {
+            "changed": bool(done),
+            "actions": done,
+            "ca_certificate": crt_path,
+            "ca_not_after": etcd_pki.not_after(ca).isoformat(),
+            "ca_days_left": etcd_pki.days_left(ca_pem),
+        }

@@ -1,0 +1,178 @@
+"""The PKI rules: the CA is never replaced, and a certificate is signed again exactly when it must be."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import load_plugin
+
+pki = load_plugin("module_utils/etcd_pki.py")
+ca_action = load_plugin("action/etcd_ca.py")
+
+PASS = "correct horse battery staple"
+NOW = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
+
+
+def ensure(folder: Path, check: bool = False, **over: object) -> dict:
+    args = dict(dir=str(folder), passphrase=PASS, common_name="lab etcd CA", valid_days=3650,
+                admin_common_name="root", cert_valid_days=365, renew_days=30, key_type="ECC", key_curve="secp256r1")
+    args.update(over)
+    return ca_action.ActionModule._ensure(None, args, check)
+
+
+def digest(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def ca(tmp_path):
+    key = pki.new_key("ECC")
+    cert = pki.x509.load_pem_x509_certificate(pki.self_sign_ca(key, "test CA", 3650, NOW).encode())
+    return cert, key
+
+
+def leaf(ca, want, key=None, days=365, now=NOW):
+    key = key or pki.new_key("ECC")
+    return pki.sign_leaf(pki.public_pem(key), want, ca[0], ca[1], days, now), pki.public_pem(key)
+
+
+SERVER = pki.Want(name="server", cn="etcd-1", eku=["serverAuth", "clientAuth"],
+                  sans=["DNS:etcd-1", "IP:10.0.0.1", "DNS:localhost"])
+
+
+# --- the CA on the controller -------------------------------------------------------------
+
+def test_a_new_ca_is_created_once_then_left_alone(tmp_path):
+    folder = tmp_path / "pki"
+    first = ensure(folder)
+    assert first["changed"] and "create the CA key" in first["actions"]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {
+        "ca.key": "0o600", "ca.crt": "0o644", "admin.key": "0o600", "admin.crt": "0o644"}
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert b"ENCRYPTED" in (folder / "ca.key").read_bytes()
+    before = digest(folder)
+    again = ensure(folder)
+    assert not again["changed"] and digest(folder) == before
+    assert 3640 < again["ca_days_left"] <= 3650
+
+
+def test_check_mode_on_a_new_controller_writes_nothing(tmp_path):
+    result = ensure(tmp_path / "pki", check=True)
+    assert result["changed"] and not (tmp_path / "pki").exists()
+
+
+def test_a_wrong_passphrase_is_refused_and_nothing_changes(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    before = digest(folder)
+    with pytest.raises(pki.PkiError, match="passphrase .etcd_ca_passphrase. is wrong.*left as it is"):
+        ensure(folder, passphrase="a mistyped passphrase!")
+    assert digest(folder) == before
+
+
+def test_a_missing_ca_key_beside_its_certificate_is_refused(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    (folder / "ca.key").unlink()
+    before = digest(folder)
+    with pytest.raises(pki.PkiError, match="Restore ca.key from the backup"):
+        ensure(folder)
+    assert digest(folder) == before
+
+
+def test_a_ca_key_of_another_type_is_refused_not_replaced(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    before = digest(folder)
+    with pytest.raises(pki.PkiError, match="is ECC/secp256r1.*never replaced"):
+        ensure(folder, key_type="RSA")
+    assert digest(folder) == before
+
+
+def test_a_ca_certificate_of_another_key_is_refused(tmp_path):
+    folder, other = tmp_path / "pki", tmp_path / "other"
+    ensure(folder)
+    ensure(other)
+    os.replace(other / "ca.crt", folder / "ca.crt")
+    with pytest.raises(pki.PkiError, match="does not belong to ca.key"):
+        ensure(folder)
+
+
+def test_a_lost_ca_certificate_is_made_again_from_the_same_key(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    key = (folder / "ca.key").read_bytes()
+    (folder / "ca.crt").unlink()
+    assert "self-sign the CA certificate" in ensure(folder)["actions"]
+    assert (folder / "ca.key").read_bytes() == key
+
+
+def test_the_admin_certificate_is_renewed_inside_the_window_only(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    serial = (folder / "admin.crt").read_bytes()
+    assert not ensure(folder, renew_days=30)["changed"]
+    renewed = ensure(folder, renew_days=400)
+    assert renewed["changed"] and (folder / "admin.crt").read_bytes() != serial
+
+
+# --- leaf certificates --------------------------------------------------------------------
+
+def test_a_fresh_certificate_needs_nothing(ca):
+    cert, pub = leaf(ca, SERVER)
+    assert pki.renewal_reasons(cert, SERVER, pub, ca[0], 30, NOW) == []
+
+
+def test_subject_alt_names_compare_as_sets_of_normalised_entries(ca):
+    cert, pub = leaf(ca, SERVER)
+    reordered = pki.Want(name="server", cn="etcd-1", eku=["clientAuth", "serverAuth"],
+                         sans=["dns:LOCALHOST", "IP:10.0.0.1", "DNS:etcd-1", "DNS:etcd-1"])
+    assert pki.renewal_reasons(cert, reordered, pub, ca[0], 30, NOW) == []
+
+
+@pytest.mark.parametrize("change, reason", [
+    (dict(sans=["DNS:etcd-1", "IP:10.0.0.2", "DNS:localhost"]), "+IP:10.0.0.2, -IP:10.0.0.1"),
+    (dict(cn="etcd-9"), "common name"),
+    (dict(eku=["clientAuth"]), "extended key usage"),
+])
+def test_a_changed_request_is_signed_again(ca, change, reason):
+    cert, pub = leaf(ca, SERVER)
+    want = pki.Want(**{**SERVER.__dict__, **change})
+    reasons = pki.renewal_reasons(cert, want, pub, ca[0], 30, NOW)
+    assert len(reasons) == 1 and reason in reasons[0], reasons
+
+
+def test_another_key_another_ca_and_the_renewal_window_are_reasons(ca):
+    cert, pub = leaf(ca, SERVER, days=40)
+    other_key = pki.public_pem(pki.new_key("ECC"))
+    assert pki.renewal_reasons(cert, SERVER, other_key, ca[0], 30, NOW) == ["it does not match the private key"]
+    other_ca = pki.x509.load_pem_x509_certificate(pki.self_sign_ca(pki.new_key("ECC"), "test CA", 10, NOW).encode())
+    assert pki.renewal_reasons(cert, SERVER, pub, other_ca, 30, NOW) == ["it is not signed by the controller's CA"]
+    assert pki.renewal_reasons(cert, SERVER, pub, ca[0], 30, NOW) == []
+    assert "expires in 29 days" in pki.renewal_reasons(cert, SERVER, pub, ca[0], 30, NOW + dt.timedelta(days=11))[0]
+    assert pki.renewal_reasons(None, SERVER, pub, ca[0], 30, NOW) == ["no certificate yet"]
+
+
+def test_signed_certificates_carry_what_etcd_checks(ca):
+    cert_pem, _ = leaf(ca, SERVER)
+    cert = pki.x509.load_pem_x509_certificate(cert_pem.encode())
+    assert pki.signed_by(cert, ca[0])
+    assert sorted(pki.san_strings(cert)) == ["DNS:etcd-1", "DNS:localhost", "IP:10.0.0.1"]
+    assert cert.extensions.get_extension_for_class(pki.x509.BasicConstraints).value.ca is False
+    assert cert.not_valid_before_utc < NOW  # backdated for members whose clock lags
+
+
+def test_an_rsa_ca_signs_and_verifies():
+    key = pki.new_key("RSA")
+    ca = pki.x509.load_pem_x509_certificate(pki.self_sign_ca(key, "rsa CA", 10, NOW).encode())
+    cert, pub = leaf((ca, key), SERVER, key=pki.new_key("RSA"))
+    assert pki.renewal_reasons(cert, SERVER, pub, ca, 30, NOW) == []
+
+
+def test_bad_names_are_refused_with_the_format(ca):
+    with pytest.raises(pki.PkiError, match="DNS:<name> or IP:<address>"):
+        leaf(ca, pki.Want(name="x", cn="x", eku=["clientAuth"], sans=["etcd.example.com"]))
