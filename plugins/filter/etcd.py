@@ -2,6 +2,9 @@
 """Filters for the etcd roles: version rules, inventory checks, config rendering."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 from typing import Any, Callable, Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
@@ -114,6 +117,29 @@ def etcd_private_address(address: Any) -> bool:
     return (ip.is_private or ip.is_loopback) and not ip.is_unspecified
 
 
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def etcd_file_sha256(path: Any) -> str:
+    """SHA-256 of a controller file (cached per path, size and mtime), '' when it is missing."""
+    try:
+        st = os.stat(str(path))
+    except FileNotFoundError:
+        return ""
+    return _sha256(str(path), st.st_mtime_ns, st.st_size)
+
+
+def etcd_links(names: Sequence[str], target_dir: str, link_dir: str) -> list[dict[str, str]]:
+    """etcd_files entries linking link_dir/<name> to target_dir/<name> for each name."""
+    return [{"path": "%s/%s" % (link_dir, n), "state": "link", "src": "%s/%s" % (target_dir, n)} for n in names]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -121,6 +147,8 @@ class FilterModule:
             "etcd_version_warnings": etcd_version_warnings,
             "etcd_version_facts": etcd_version_facts,
             "etcd_arch": etcd_arch,
+            "etcd_file_sha256": etcd_file_sha256,
+            "etcd_links": etcd_links,
             "etcd_tarball": etcd_tarball,
             "etcd_release_checksum": etcd_release_checksum,
             "etcd_preflight_report": etcd_preflight_report,

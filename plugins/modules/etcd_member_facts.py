@@ -43,6 +43,13 @@ options:
     type: list
     elements: path
     default: []
+  checksum_paths:
+    description:
+      - Files to hash (SHA-256), such as the versioned etcd binaries, so an install step can
+        skip copying files the host already has. A missing file hashes to an empty string.
+    type: list
+    elements: path
+    default: []
 requirements:
   - systemd on the managed host (for the service state)
 """
@@ -97,6 +104,11 @@ running_timeouts:
   returned: always
   type: dict
   sample: {"heartbeat_interval": 100, "election_timeout": 1500}
+checksums:
+  description: SHA-256 of each of I(checksum_paths), an empty string for a missing file.
+  returned: always
+  type: dict
+  sample: {"/opt/etcd/v3.5.30/etcd": "9f2c..."}
 filesystem_ids:
   description: Device number of the filesystem holding each of I(paths) and of I(data_dir).
   returned: always
@@ -104,6 +116,7 @@ filesystem_ids:
   sample: {"/var/lib/etcd": 66306, "/var/backups/etcd": 66305}
 """
 
+import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -138,6 +151,16 @@ def listening_ports() -> list:
     return sorted(ports)
 
 
+def sha256(path: str) -> str:
+    if not os.path.isfile(path):
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def clock_state(module: AnsibleModule) -> str:
     timedatectl = module.get_bin_path("timedatectl")
     if not timedatectl:
@@ -154,6 +177,7 @@ def main() -> None:
             service=dict(type="str", default="etcd"),
             config_file=dict(type="path", default="/etc/etcd/etcd.conf.yml"),
             paths=dict(type="list", elements="path", default=[]),
+            checksum_paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -191,6 +215,7 @@ def main() -> None:
         initialized=os.path.isdir(os.path.join(module.params["data_dir"], "member")),
         service_active=active,
         python_cryptography=has_cryptography,
+        checksums={p: sha256(p) for p in module.params["checksum_paths"]},
         filesystem_ids={p: os.stat(existing_parent(p)).st_dev
                         for p in [module.params["data_dir"]] + module.params["paths"]},
     )

@@ -35,3 +35,20 @@ def test_version_facts():
 def test_all_filters_registered():
     names = set(filters.FilterModule().filters())
     assert {"etcd_member_config", "etcd_preflight_report", "etcd_rolling_order"} <= names
+
+
+def test_file_hash_follows_the_file_and_is_empty_when_missing(tmp_path):
+    binary = tmp_path / "etcd"
+    assert filters.etcd_file_sha256(binary) == ""
+    binary.write_bytes(b"v3.5.30")
+    first = filters.etcd_file_sha256(binary)
+    assert first == "4382caff8715d390875fb58c8d2efd373e91250560aaf4b44b29a39ea30ca69a"
+    binary.write_bytes(b"v3.5.16 and longer")
+    assert filters.etcd_file_sha256(binary) not in ("", first)
+
+
+def test_links_point_stable_names_at_the_release():
+    assert filters.etcd_links(["etcd", "etcdctl"], "/opt/etcd/v3.5.30", "/usr/local/bin") == [
+        {"path": "/usr/local/bin/etcd", "state": "link", "src": "/opt/etcd/v3.5.30/etcd"},
+        {"path": "/usr/local/bin/etcdctl", "state": "link", "src": "/opt/etcd/v3.5.30/etcdctl"},
+    ]
