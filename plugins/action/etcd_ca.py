@@ -63,8 +63,7 @@ class ActionModule(ActionBase):
             ca_pem = crt_data.decode()
             problems = etcd_pki.ca_problems(ca_pem, ca_key)
             if problems:
-                raise etcd_pki.PkiError("%s: %s. Restore the PKI folder from its backup (README: 'The CA')"
-                                        % (crt_path, "; ".join(problems)))
+                raise etcd_pki.PkiError("%s: %s" % (crt_path, "; ".join(problems)))
         ca = etcd_pki.x509.load_pem_x509_certificate(ca_pem.encode())
 
         # The controller's own admin client certificate (playbooks reach etcd with it).
@@ -81,10 +80,14 @@ class ActionModule(ActionBase):
             pem = "" if check else etcd_pki.sign_leaf(etcd_pki.public_pem(admin_key), want, ca, ca_key,
                                                       a["cert_valid_days"])
             write(admin_crt_path, pem.encode(), 0o644, "sign the admin client certificate (%s)" % "; ".join(reasons))
+        days_left = etcd_pki.days_left(ca_pem)
+        warnings = ["the CA certificate expires in %d days: %s" % (days_left, etcd_pki.RENEW_CA)] \
+            if days_left < a["ca_warn_days"] else []
         return {
+            "warnings": warnings,
             "changed": bool(done),
             "actions": done,
             "ca_certificate": crt_path,
             "ca_not_after": etcd_pki.not_after(ca).isoformat(),
-            "ca_days_left": etcd_pki.days_left(ca_pem),
+            "ca_days_left": days_left,
         }

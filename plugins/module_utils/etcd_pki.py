@@ -263,16 +263,19 @@ def open_ca_key(data: bytes, passphrase: str, path: str, key_type: str, curve: s
     return key
 
 
+RENEW_CA = ("renew it with the same key: move ca.crt aside (for example to ca.crt.old-<date>) and run "
+            "again; a CA certificate made from the same key is trusted by every member")
+
+
 def ca_problems(ca_pem: str, ca_key: Any, now: Optional[dt.datetime] = None) -> List[str]:
-    """Why a CA certificate cannot be used with this key (empty when it can)."""
+    """Why a CA certificate cannot be used with this key (empty when it can), each with its fix."""
     now = now or dt.datetime.now(dt.timezone.utc)
     ca = x509.load_pem_x509_certificate(ca_pem.encode())
-    problems = []
     if public_pem(ca.public_key()) != public_pem(ca_key):
-        problems.append("ca.crt does not belong to ca.key")
+        return ["ca.crt does not belong to ca.key: restore the PKI folder from its backup (README: 'The CA')"]
     if not_after(ca) <= now:
-        problems.append("the CA certificate expired on %s" % not_after(ca).date())
-    return problems
+        return ["the CA certificate expired on %s: %s" % (not_after(ca).date(), RENEW_CA)]
+    return []
 
 
 def days_left(cert_pem: str, now: Optional[dt.datetime] = None) -> int:
@@ -327,6 +330,7 @@ CA_SPEC: Dict[str, Any] = dict(
     admin_common_name=dict(type="str", default="root"),
     cert_valid_days=dict(type="int", default=365),
     renew_days=dict(type="int", default=30),
+    ca_warn_days=dict(type="int", default=180),
     **_KEY_OPTIONS,
 )
 

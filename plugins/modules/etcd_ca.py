@@ -59,6 +59,12 @@ options:
     description: The admin certificate is signed again this many days before it expires.
     type: int
     default: 30
+  ca_warn_days:
+    description:
+      - Warn when the CA certificate expires within this many days, with the renewal step
+        (a new CA certificate from the same key). An expired CA certificate is refused.
+    type: int
+    default: 180
 requirements:
   - python cryptography on the controller
 """

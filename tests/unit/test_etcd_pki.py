@@ -19,7 +19,8 @@ NOW = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
 
 def ensure(folder: Path, check: bool = False, **over: object) -> dict:
     args = dict(dir=str(folder), passphrase=PASS, common_name="lab etcd CA", valid_days=3650,
-                admin_common_name="root", cert_valid_days=365, renew_days=30, key_type="ECC", key_curve="secp256r1")
+                admin_common_name="root", cert_valid_days=365, renew_days=30, ca_warn_days=180,
+                key_type="ECC", key_curve="secp256r1")
     args.update(over)
     return ca_action.ActionModule._ensure(None, args, check)
 
@@ -109,6 +110,19 @@ def test_a_lost_ca_certificate_is_made_again_from_the_same_key(tmp_path):
     (folder / "ca.crt").unlink()
     assert "self-sign the CA certificate" in ensure(folder)["actions"]
     assert (folder / "ca.key").read_bytes() == key
+
+
+def test_a_ca_near_its_end_warns_and_an_expired_one_is_refused_with_the_renewal_step(tmp_path):
+    folder = tmp_path / "pki"
+    assert ensure(folder, valid_days=100)["warnings"][0].startswith("the CA certificate expires in 99 days")
+    key = pki.load_key((folder / "ca.key").read_bytes(), PASS)
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    (folder / "ca.crt").write_text(pki.self_sign_ca(key, "lab etcd CA", 10, past))
+    with pytest.raises(pki.PkiError, match="expired on .*move ca.crt aside"):
+        ensure(folder)
+    (folder / "ca.crt").rename(folder / "ca.crt.old")
+    renewed = ensure(folder)
+    assert "self-sign the CA certificate" in renewed["actions"] and renewed["ca_days_left"] >= 3649
 
 
 def test_the_admin_certificate_is_renewed_inside_the_window_only(tmp_path):
