@@ -50,6 +50,13 @@ options:
     type: list
     elements: path
     default: []
+  packages:
+    description:
+      - Debian packages whose installed version to report (read from the dpkg database), so
+        a role can skip its package task when the package is there.
+    type: list
+    elements: str
+    default: []
 requirements:
   - systemd on the managed host (for the service state)
 """
@@ -109,6 +116,13 @@ checksums:
   returned: always
   type: dict
   sample: {"/opt/etcd/v3.5.30/etcd": "9f2c..."}
+packages:
+  description:
+    - Installed version of each of I(packages), an empty string when it is not installed.
+    - Empty when the host has no dpkg database (the roles then run their package tasks).
+  returned: always
+  type: dict
+  sample: {"prometheus-node-exporter": "1.5.0-1+b6", "fio": ""}
 filesystem_ids:
   description: Device number of the filesystem holding each of I(paths) and of I(data_dir).
   returned: always
@@ -161,6 +175,21 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def dpkg_versions(names: list, status_file: str = "/var/lib/dpkg/status") -> dict:
+    """Installed versions from dpkg's database; {} when there is none (not Debian)."""
+    try:
+        with open(status_file, encoding="utf-8", errors="replace") as handle:
+            stanzas = handle.read().split("\n\n")
+    except OSError:
+        return {}
+    found = {name: "" for name in names}
+    for stanza in stanzas:
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith(" "))
+        if fields.get("Package") in found and fields.get("Status", "").endswith(" installed"):
+            found[fields["Package"]] = fields.get("Version", "")
+    return found
+
+
 def clock_state(module: AnsibleModule) -> str:
     timedatectl = module.get_bin_path("timedatectl")
     if not timedatectl:
@@ -178,6 +207,7 @@ def main() -> None:
             config_file=dict(type="path", default="/etc/etcd/etcd.conf.yml"),
             paths=dict(type="list", elements="path", default=[]),
             checksum_paths=dict(type="list", elements="path", default=[]),
+            packages=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -216,6 +246,7 @@ def main() -> None:
         service_active=active,
         python_cryptography=has_cryptography,
         checksums={p: sha256(p) for p in module.params["checksum_paths"]},
+        packages=dpkg_versions(module.params["packages"]) if module.params["packages"] else {},
         filesystem_ids={p: os.stat(existing_parent(p)).st_dev
                         for p in [module.params["data_dir"]] + module.params["paths"]},
     )
