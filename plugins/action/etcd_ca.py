@@ -42,15 +42,20 @@ class ActionModule(ActionBase):
             if not check:
                 etcd_pki.write_file(path, data, mode)
 
-        if not os.path.isdir(d):
-            done.append("create %s" % d)
-            if not check:
-                os.makedirs(d, mode=0o700)
         key_data, crt_data = etcd_pki.read_file(key_path), etcd_pki.read_file(crt_path)
         if key_data is None and crt_data is not None:
             raise etcd_pki.PkiError(
                 "%s exists but %s does not. Restore ca.key from the backup of the PKI folder (README: "
                 "'The CA'); a new key would make a new CA that the members do not trust" % (crt_path, key_path))
+        if key_data is None and crt_data is None and etcd_pki.strangers(a["member_cas"], None):
+            raise etcd_pki.PkiError(
+                "%s already trust a CA, but %s holds none. Restore the PKI folder from its backup (README: "
+                "'The CA') or set etcd_pki_controller_dir to where it is; a new CA would split the cluster"
+                % (", ".join(etcd_pki.strangers(a["member_cas"], None)), d))
+        if not os.path.isdir(d):
+            done.append("create %s" % d)
+            if not check:
+                os.makedirs(d, mode=0o700)
         if key_data is None:
             ca_key = etcd_pki.new_key(a["key_type"], a["key_curve"])
             write(key_path, etcd_pki.key_pem(ca_key, a["passphrase"]), 0o600, "create the CA key")
@@ -65,6 +70,12 @@ class ActionModule(ActionBase):
             if problems:
                 raise etcd_pki.PkiError("%s: %s" % (crt_path, "; ".join(problems)))
         ca = etcd_pki.x509.load_pem_x509_certificate(ca_pem.encode())
+        others = etcd_pki.strangers(a["member_cas"], ca_pem)
+        if others:
+            raise etcd_pki.PkiError(
+                "%s trust another CA than %s (a different key or subject): this is not the PKI folder of this "
+                "cluster. Point etcd_pki_controller_dir at the cluster's own folder or restore it from its backup "
+                "(README: 'The CA'); signing with this CA would cut those members off" % (", ".join(others), crt_path))
 
         # The controller's own admin client certificate (playbooks reach etcd with it).
         admin_key_path, admin_crt_path = os.path.join(d, "admin.key"), os.path.join(d, "admin.crt")

@@ -278,6 +278,23 @@ def ca_problems(ca_pem: str, ca_key: Any, now: Optional[dt.datetime] = None) -> 
     return []
 
 
+def strangers(member_cas: Dict[str, str], ca_pem: Optional[str]) -> List[str]:
+    """Hosts whose trusted CA (PEM) is not ca_pem's key and subject; hosts without one are skipped."""
+    want = x509.load_pem_x509_certificate(ca_pem.encode()) if ca_pem else None
+    out = []
+    for host, pem in sorted(member_cas.items()):
+        if not (pem or "").strip():
+            continue
+        try:
+            have = x509.load_pem_x509_certificate(pem.encode())
+        except ValueError:
+            out.append(host)
+            continue
+        if want is None or have.subject != want.subject or public_pem(have.public_key()) != public_pem(want.public_key()):
+            out.append(host)
+    return out
+
+
 def days_left(cert_pem: str, now: Optional[dt.datetime] = None) -> int:
     now = now or dt.datetime.now(dt.timezone.utc)
     return (not_after(x509.load_pem_x509_certificate(cert_pem.encode())) - now).days
@@ -331,6 +348,7 @@ CA_SPEC: Dict[str, Any] = dict(
     cert_valid_days=dict(type="int", default=365),
     renew_days=dict(type="int", default=30),
     ca_warn_days=dict(type="int", default=180),
+    member_cas=dict(type="dict", default={}),
     **_KEY_OPTIONS,
 )
 

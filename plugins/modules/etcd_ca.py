@@ -65,6 +65,13 @@ options:
         (a new CA certificate from the same key). An expired CA certificate is refused.
     type: int
     default: 180
+  member_cas:
+    description:
+      - The CA certificate (PEM) each host trusts now, by host name; an empty value for a host
+        without one. A controller without a CA while any host trusts one, or a CA whose key or
+        subject differs from a host's, is refused (preflight passes what it read on the members).
+    type: dict
+    default: {}
 requirements:
   - python cryptography on the controller
 """

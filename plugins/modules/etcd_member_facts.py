@@ -50,6 +50,9 @@ options:
     type: list
     elements: path
     default: []
+  ca_file:
+    description: The CA certificate the member trusts, returned as RV(ca_certificate) (public; read as is).
+    type: path
   packages:
     description:
       - Debian packages whose installed version to report (read from the dpkg database), so
@@ -116,6 +119,10 @@ checksums:
   returned: always
   type: dict
   sample: {"/opt/etcd/v3.5.30/etcd": "9f2c..."}
+ca_certificate:
+  description: PEM text of O(ca_file), an empty string when there is none.
+  returned: always
+  type: str
 packages:
   description:
     - Installed version of each of I(packages), an empty string when it is not installed.
@@ -175,6 +182,14 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def read_small(path, limit: int = 64 * 1024) -> str:
+    """A small public text file (a CA certificate), '' when absent or too large."""
+    if not path or not os.path.isfile(path) or os.path.getsize(path) > limit:
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
 def dpkg_versions(names: list, status_file: str = "/var/lib/dpkg/status") -> dict:
     """Installed versions from dpkg's database; {} when there is none (not Debian)."""
     try:
@@ -208,6 +223,7 @@ def main() -> None:
             paths=dict(type="list", elements="path", default=[]),
             checksum_paths=dict(type="list", elements="path", default=[]),
             packages=dict(type="list", elements="str", default=[]),
+            ca_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -246,6 +262,7 @@ def main() -> None:
         service_active=active,
         python_cryptography=has_cryptography,
         checksums={p: sha256(p) for p in module.params["checksum_paths"]},
+        ca_certificate=read_small(module.params["ca_file"]),
         packages=dpkg_versions(module.params["packages"]) if module.params["packages"] else {},
         filesystem_ids={p: os.stat(existing_parent(p)).st_dev
                         for p in [module.params["data_dir"]] + module.params["paths"]},

@@ -19,7 +19,7 @@ NOW = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
 
 def ensure(folder: Path, check: bool = False, **over: object) -> dict:
     args = dict(dir=str(folder), passphrase=PASS, common_name="lab etcd CA", valid_days=3650,
-                admin_common_name="root", cert_valid_days=365, renew_days=30, ca_warn_days=180,
+                admin_common_name="root", cert_valid_days=365, renew_days=30, ca_warn_days=180, member_cas={},
                 key_type="ECC", key_curve="secp256r1")
     args.update(over)
     return ca_action.ActionModule._ensure(None, args, check)
@@ -123,6 +123,24 @@ def test_a_ca_near_its_end_warns_and_an_expired_one_is_refused_with_the_renewal_
     (folder / "ca.crt").rename(folder / "ca.crt.old")
     renewed = ensure(folder)
     assert "self-sign the CA certificate" in renewed["actions"] and renewed["ca_days_left"] >= 3649
+
+
+def test_a_controller_without_the_ca_the_members_trust_is_refused(tmp_path):
+    ensure(tmp_path / "cluster")
+    trusted = (tmp_path / "cluster/ca.crt").read_text()
+    with pytest.raises(pki.PkiError, match="m1, m3 already trust a CA, but .* holds none"):
+        ensure(tmp_path / "empty", member_cas={"m1": trusted, "m2": "", "m3": trusted})
+    assert not (tmp_path / "empty").exists()
+
+
+def test_a_ca_other_than_the_members_is_refused_but_a_renewed_one_is_not(tmp_path):
+    ensure(tmp_path / "cluster")
+    ensure(tmp_path / "other")
+    trusted = (tmp_path / "cluster/ca.crt").read_text()
+    with pytest.raises(pki.PkiError, match="m2 trust another CA"):
+        ensure(tmp_path / "other", member_cas={"m1": "", "m2": trusted})
+    (tmp_path / "cluster/ca.crt").rename(tmp_path / "cluster/ca.crt.old")  # renewal: same key, new certificate
+    assert not ensure(tmp_path / "cluster", check=True, member_cas={"m1": trusted})["ca_days_left"] < 3649
 
 
 def test_the_admin_certificate_is_renewed_inside_the_window_only(tmp_path):

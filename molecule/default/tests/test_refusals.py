@@ -6,12 +6,14 @@ as it was.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import subprocess
 
 import pytest
 
 
-from harness import run_site, snapshot  # noqa: E402
+from harness import PKI, run_site, snapshot  # noqa: E402
 
 ALL = {"m1": {}, "m2": {}, "m3": {}}
 
@@ -49,16 +51,45 @@ CASES = {
         ALL, ["-e", "etcd_metrics_scheme=http", "-e", "etcd_metrics_address=0.0.0.0"],
         ["etcd_metrics_scheme is http but etcd_metrics_address", "is not a private or loopback IP address",
          "use etcd_metrics_scheme: https"]),
+    "CA passphrase that does not open the CA key": (
+        ALL, ["-e", "etcd_ca_passphrase=not-the-passphrase-of-this-CA"],
+        ["the passphrase (etcd_ca_passphrase) is wrong", "The key is left as it is"]),
+    "controller without the CA the members trust": (
+        ALL, ["-e", "etcd_pki_controller_dir=/nonexistent/pki"],
+        ["m1, m2, m3 already trust a CA, but /nonexistent/pki holds none", "Restore the PKI folder"]),
+    "controller CA other than the one the members trust": (
+        ALL, ["-e", "etcd_pki_controller_dir={other_ca}"],
+        ["m1, m2, m3 trust another CA than", "Point etcd_pki_controller_dir at the cluster's own folder"]),
     "unsafe raft timing": (
         ALL, ["-e", "etcd_heartbeat_interval=500", "-e", "etcd_election_timeout=1000"],
         ["must be at least 5 x etcd_heartbeat_interval", "2500"]),
 }
 
 
+def controller_pki() -> dict:
+    return {str(p.relative_to(PKI)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(PKI.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory) -> str:
+    """Another cluster's PKI folder, opened by the same passphrase."""
+    folder = tmp_path_factory.mktemp("another-cluster") / "pki"
+    folder.mkdir(mode=0o700)
+    passphrase = (PKI.parent / "ca-passphrase").read_text().split()[0]
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-keyout", str(folder / "ca.key"), "-out", str(folder / "ca.crt"), "-days", "30",
+                    "-subj", "/CN=another cluster etcd CA", "-passout", "pass:" + passphrase],
+                   check=True, capture_output=True)
+    return str(folder)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_refused_before_any_host_changes(case, tmp_path):
+def test_refused_before_any_host_changes(case, tmp_path, request):
     hosts, extra, expected = CASES[case]
-    before = snapshot()
+    if any("{other_ca}" in arg for arg in extra):
+        extra = [arg.format(other_ca=request.getfixturevalue("other_ca")) for arg in extra]
+    before, pki_before = snapshot(), controller_pki()
     result = run_site(tmp_path, hosts, *extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -67,3 +98,4 @@ def test_refused_before_any_host_changes(case, tmp_path):
         assert text in flat, "refusal for %s should say %r:\n%s" % (case, text, output[-3000:])
     assert "changed=0" in output and not re.search(r"changed=[1-9]", output)
     assert snapshot() == before, "a refused run changed a host"
+    assert controller_pki() == pki_before, "a refused run changed the controller's PKI folder"
