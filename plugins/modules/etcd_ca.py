@@ -20,7 +20,7 @@ description:
     within O(renew_days) of expiry.
 extends_documentation_fragment:
   - controlplane.etcd.pki_keys
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
   - etcd toolkit maintainers (@controlplane-etcd)
 attributes:

@@ -21,7 +21,7 @@ description:
     C(0644)), after checking that the certificate belongs to the key.
 extends_documentation_fragment:
   - controlplane.etcd.pki_keys
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
   - etcd toolkit maintainers (@controlplane-etcd)
 attributes:

@@ -18,7 +18,7 @@ description:
   - etcd re-reads certificates on each new connection, so renewal needs no restart.
 extends_documentation_fragment:
   - controlplane.etcd.pki_keys
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
   - etcd toolkit maintainers (@controlplane-etcd)
 attributes:

@@ -17,7 +17,7 @@ description:
   - Nothing is deleted. A file or folder standing where a link belongs is moved aside to
     C(<path>.replaced-<UTC time>); a folder where a file belongs (or the reverse) is refused.
   - For small text files only; secrets belong in a task of their own with C(no_log).
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
   - etcd toolkit maintainers (@controlplane-etcd)
 attributes:
