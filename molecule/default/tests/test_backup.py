@@ -55,7 +55,23 @@ class S3Server:
 
 
 @pytest.fixture(scope="module")
-def s3():
+def quiet_timers():
+    """No timer-started run may meet the runs these tests start by hand.
+
+    The hourly timer waits its per-cluster offset (up to 10 minutes) before it asks who
+    leads; a run started by hand meanwhile would queue behind it, and a run it finished
+    would add a snapshot the retention test does not expect. The timers (and any run they
+    started) stop for these tests and start again after them.
+    """
+    for member in MEMBERS:
+        harness.ssh(member, "sudo systemctl stop etcd-backup.timer etcd-backup.service")
+    yield
+    for member in MEMBERS:
+        harness.ssh(member, "sudo systemctl start etcd-backup.timer")
+
+
+@pytest.fixture(scope="module")
+def s3(quiet_timers):
     server = S3Server()
     server.start()
     yield server
