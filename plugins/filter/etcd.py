@@ -70,6 +70,10 @@ def etcd_preflight_report(members: Sequence[Mapping[str, Any]], allow_even: bool
     )
 
 
+def etcd_port_problems(named_ports: Mapping[str, Any]) -> list[str]:
+    return etcd_inventory.port_problems(named_ports)
+
+
 def etcd_timing_problems(heartbeat_ms: Any, election_ms: Any) -> list[str]:
     try:
         return etcd_config.timing_problems(int(heartbeat_ms), int(election_ms))
@@ -153,6 +157,7 @@ class FilterModule:
             "etcd_release_checksum": etcd_release_checksum,
             "etcd_preflight_report": etcd_preflight_report,
             "etcd_timing_problems": etcd_timing_problems,
+            "etcd_port_problems": etcd_port_problems,
             "etcd_initial_cluster": etcd_initial_cluster,
             "etcd_member_config": etcd_member_config,
             "etcd_rolling_order": etcd_rolling_order,

@@ -100,6 +100,28 @@ def zone_report(members: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     return {"problems": problems, "warnings": warnings}
 
 
+def port_problems(named_ports: Mapping[str, Any]) -> list[str]:
+    """Each port variable a TCP port of its own: {variable name: value} -> problems."""
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for name, value in named_ports.items():
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            problems.append("%s (%r) is not a TCP port number: use 1-65535" % (name, value))
+            continue
+        if not 1 <= port <= 65535:
+            problems.append("%s (%d) is not a TCP port: use 1-65535" % (name, port))
+        elif port in seen:
+            problems.append(
+                "%s (%d) is also %s: etcd cannot serve both on one port; give each its own (defaults: "
+                "etcd_client_port 2379, etcd_peer_port 2380, etcd_metrics_port 2381, etcd_node_exporter_port 9100)"
+                % (name, port, seen[port]))
+        else:
+            seen[port] = name
+    return problems
+
+
 def host_report(
     members: Sequence[Mapping[str, Any]], quota_bytes: int = 0, require_clock_sync: bool = True,
     ports: Sequence[int] = (2379, 2380),

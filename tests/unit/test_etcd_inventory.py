@@ -1,7 +1,7 @@
 """Preflight refusals: each names the problem and the fix."""
 from __future__ import annotations
 
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import preflight_report
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import port_problems, preflight_report
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_plan import rolling_order
 
 
@@ -138,3 +138,12 @@ def test_clock_ports_and_space_gates():
     # A running etcd owns its ports; that is not a conflict.
     running = [member("a", "10.0.0.1", **dict(base, listening_ports=[2379, 2380], service_active=True))] + good[1:]
     assert preflight_report(running)["problems"] == []
+
+
+def test_each_port_variable_needs_a_port_of_its_own():
+    assert port_problems({"etcd_client_port": 2379, "etcd_peer_port": 2380, "etcd_metrics_port": 2381}) == []
+    problems = port_problems({"etcd_client_port": 2379, "etcd_peer_port": "2379", "etcd_metrics_port": 0,
+                              "etcd_node_exporter_port": "http"})
+    assert problems[0].startswith("etcd_peer_port (2379) is also etcd_client_port")
+    assert problems[1] == "etcd_metrics_port (0) is not a TCP port: use 1-65535"
+    assert problems[2].startswith("etcd_node_exporter_port ('http') is not a TCP port number")

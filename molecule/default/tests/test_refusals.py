@@ -60,6 +60,14 @@ CASES = {
     "controller CA other than the one the members trust": (
         ALL, ["-e", "etcd_pki_controller_dir={other_ca}"],
         ["m1, m2, m3 trust another CA than", "Point etcd_pki_controller_dir at the cluster's own folder"]),
+    "peer port equal to the client port": (
+        ALL, ["-e", "etcd_peer_port=2379"],
+        ["etcd_peer_port (2379) is also etcd_client_port", "give each its own"]),
+    "client port out of range": (
+        ALL, ["-e", "etcd_client_port=70000"], ["etcd_client_port (70000) is not a TCP port", "1-65535"]),
+    "node_exporter on etcd's metrics port": (
+        ALL, ["-e", "etcd_node_exporter_port=2381"],
+        ["etcd_node_exporter_port (2381) is also etcd_metrics_port", "give each its own"]),
     "unsafe raft timing": (
         ALL, ["-e", "etcd_heartbeat_interval=500", "-e", "etcd_election_timeout=1000"],
         ["must be at least 5 x etcd_heartbeat_interval", "2500"]),
