@@ -70,6 +70,14 @@ def etcd_preflight_report(members: Sequence[Mapping[str, Any]], allow_even: bool
     )
 
 
+def etcd_config_extra_problems(extra: Mapping[str, Any]) -> list[str]:
+    return etcd_config.extra_problems(extra or {})
+
+
+def etcd_directory_problems(named_dirs: Mapping[str, Any]) -> list[str]:
+    return etcd_inventory.directory_problems(named_dirs)
+
+
 def etcd_port_problems(named_ports: Mapping[str, Any]) -> list[str]:
     return etcd_inventory.port_problems(named_ports)
 
@@ -158,6 +166,8 @@ class FilterModule:
             "etcd_preflight_report": etcd_preflight_report,
             "etcd_timing_problems": etcd_timing_problems,
             "etcd_port_problems": etcd_port_problems,
+            "etcd_directory_problems": etcd_directory_problems,
+            "etcd_config_extra_problems": etcd_config_extra_problems,
             "etcd_initial_cluster": etcd_initial_cluster,
             "etcd_member_config": etcd_member_config,
             "etcd_rolling_order": etcd_rolling_order,

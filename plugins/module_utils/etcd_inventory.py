@@ -6,10 +6,17 @@ reading it is usually mid-incident.
 """
 from __future__ import annotations
 
+import posixpath
+import re
+
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import ARCH_MAP, version_problem
+
+
+# Safe inside initial-cluster (no ',' or '='), as a file name and as a Prometheus label value.
+MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def inventory_problems(
@@ -51,6 +58,14 @@ def inventory_problems(
             problems.append(
                 "member name '%s' is used by %d hosts: set a unique etcd_member_name per host" % (name, seen)
             )
+
+    for member in members:
+        name = str(member.get("name"))
+        if not MEMBER_NAME.match(name):
+            problems.append(
+                "host '%s': member name %r cannot go into initial-cluster, file names and metric labels: set "
+                "etcd_member_name to letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)"
+                % (member.get("host", name), name))
 
     missing = [str(m.get("name")) for m in members if not m.get("address")]
     for name in missing:
@@ -98,6 +113,51 @@ def zone_report(members: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
         elif len(names) > 1:
             warnings.append("members %s share zone %s" % (", ".join(names), zone))
     return {"problems": problems, "warnings": warnings}
+
+
+# Folders a setting must never be: the roles chown and chmod what they are given.
+SYSTEM_DIRS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
+                         "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
+                         "/usr/local/bin", "/usr/local/lib", "/usr/local/sbin", "/usr/sbin", "/var", "/var/lib",
+                         "/var/log", "/var/tmp", "/var/backups", "/mnt", "/media"})
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def directory_problems(named_dirs: Mapping[str, Any], private: Sequence[str] = ("etcd_data_dir", "etcd_wal_dir")
+                       ) -> list[str]:
+    """Folders absolute and not system folders; the private ones (data, WAL) share nothing with the others.
+
+    An empty value is a setting not in use (etcd_wal_dir without a WAL device).
+    """
+    problems: list[str] = []
+    dirs: dict[str, str] = {}
+    for name, value in named_dirs.items():
+        text = str(value or "")
+        if not text:
+            continue
+        if not text.startswith("/"):
+            problems.append("%s (%r) is not an absolute path: start it with /" % (name, text))
+            continue
+        norm = posixpath.normpath(text)
+        if norm in SYSTEM_DIRS:
+            problems.append("%s is %s, a system folder the roles would take over (owner, mode): use a folder "
+                            "of its own, such as /var/lib/etcd or /etc/etcd" % (name, norm))
+            continue
+        dirs[name] = norm
+    for name in private:
+        if name not in dirs:
+            continue
+        for other, path in dirs.items():
+            if other == name:
+                continue
+            if _inside(path, dirs[name]) or _inside(dirs[name], path):
+                problems.append("%s (%s) and %s (%s) overlap: etcd's %s must share no folder with anything "
+                                "else; move one of them" % (name, dirs[name], other, path,
+                                                            "data" if name == "etcd_data_dir" else "WAL"))
+    return sorted(set(problems))
 
 
 def port_problems(named_ports: Mapping[str, Any]) -> list[str]:

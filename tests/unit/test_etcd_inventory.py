@@ -1,7 +1,9 @@
 """Preflight refusals: each names the problem and the fix."""
 from __future__ import annotations
 
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import port_problems, preflight_report
+import pytest
+
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import directory_problems, port_problems, preflight_report
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_plan import rolling_order
 
 
@@ -147,3 +149,34 @@ def test_each_port_variable_needs_a_port_of_its_own():
     assert problems[0].startswith("etcd_peer_port (2379) is also etcd_client_port")
     assert problems[1] == "etcd_metrics_port (0) is not a TCP port: use 1-65535"
     assert problems[2].startswith("etcd_node_exporter_port ('http') is not a TCP port number")
+
+
+def test_member_names_that_would_break_initial_cluster_are_refused():
+    members = [{"name": "m1", "address": "10.0.0.1", "host": "a"}, {"name": "m2", "address": "10.0.0.2", "host": "b"},
+               {"name": "m3,m4=https://10.9.9.9:2380", "address": "10.0.0.3", "host": "c"}]
+    problems = preflight_report(members)["problems"]
+    assert any(p.startswith("host 'c': member name 'm3,m4=https://10.9.9.9:2380' cannot go into initial-cluster")
+               for p in problems), problems
+    members[2]["name"] = "etcd-3.dc1_a"
+    assert not [p for p in preflight_report(members)["problems"] if "cannot go into" in p]
+
+
+DEFAULT_DIRS = {"etcd_data_dir": "/var/lib/etcd", "etcd_wal_dir": "", "etcd_config_dir": "/etc/etcd",
+                "etcd_pki_dir": "/etc/etcd/pki", "etcd_install_dir": "/opt/etcd", "etcd_bin_dir": "/usr/local/bin"}
+
+
+def test_the_default_folders_pass():
+    assert directory_problems(dict(DEFAULT_DIRS, etcd_bin_dir="/usr/local/bin/etcd-tools")) == []
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"etcd_data_dir": "var/lib/etcd"}, "etcd_data_dir ('var/lib/etcd') is not an absolute path"),
+    ({"etcd_data_dir": "/var/lib/"}, "etcd_data_dir is /var/lib, a system folder"),
+    ({"etcd_config_dir": "/etc"}, "etcd_config_dir is /etc, a system folder"),
+    ({"etcd_pki_dir": "/var/lib/etcd/pki"}, "etcd_data_dir (/var/lib/etcd) and etcd_pki_dir (/var/lib/etcd/pki) overlap"),
+    ({"etcd_wal_dir": "/var/lib/etcd/wal"}, "etcd_data_dir (/var/lib/etcd) and etcd_wal_dir (/var/lib/etcd/wal) overlap"),
+    ({"etcd_install_dir": "/var/lib"}, "etcd_install_dir is /var/lib, a system folder"),
+])
+def test_folders_that_would_take_over_or_nest_are_refused(change, words):
+    problems = directory_problems(dict(DEFAULT_DIRS, **change))
+    assert any(p.startswith(words) for p in problems), problems

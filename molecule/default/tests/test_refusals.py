@@ -26,6 +26,9 @@ CASES = {
     "duplicate member name": (
         {"m1": {}, "m2": {}, "m3": {"etcd_member_name": "m2"}}, [],
         ["member name 'm2' is used by 2 hosts", "unique etcd_member_name"]),
+    "member name that would break initial-cluster": (
+        {"m1": {}, "m2": {}, "m3": {"etcd_member_name": "m3,m4=https://172.31.241.99:2380"}}, [],
+        ["member name 'm3,m4=https://172.31.241.99:2380' cannot go into initial-cluster", "set etcd_member_name"]),
     "unknown etcd version": (
         ALL, ["-e", "etcd_version=3.9.1"], ["etcd 3.9.1 is not supported", "set etcd_version"]),
     "malformed etcd version": (
@@ -68,6 +71,17 @@ CASES = {
     "node_exporter on etcd's metrics port": (
         ALL, ["-e", "etcd_node_exporter_port=2381"],
         ["etcd_node_exporter_port (2381) is also etcd_metrics_port", "give each its own"]),
+    "etcd_config_extra switching client certificates off": (
+        ALL, ["-e", '{"etcd_config_extra": {"client-transport-security": {"client-cert-auth": false}}}'],
+        ["etcd_config_extra sets 'client-transport-security'", "use the role's own variable"]),
+    "etcd_config_extra adding a plaintext listener": (
+        ALL, ["-e", '{"etcd_config_extra": {"listen-client-http-urls": "http://0.0.0.0:2382"}}'],
+        ["etcd_config_extra sets 'listen-client-http-urls'", "mutual TLS on every port is not optional"]),
+    "data folder that is a system folder": (
+        ALL, ["-e", "etcd_data_dir=/var/lib"], ["etcd_data_dir is /var/lib, a system folder"]),
+    "PKI folder inside the data folder": (
+        ALL, ["-e", "etcd_pki_dir=/var/lib/etcd/pki"],
+        ["etcd_data_dir (/var/lib/etcd) and etcd_pki_dir (/var/lib/etcd/pki) overlap", "move one of them"]),
     "unsafe raft timing": (
         ALL, ["-e", "etcd_heartbeat_interval=500", "-e", "etcd_election_timeout=1000"],
         ["must be at least 5 x etcd_heartbeat_interval", "2500"]),
