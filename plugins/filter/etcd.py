@@ -109,6 +109,8 @@ def etcd_volume_plan(pair: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     item, result = pair
     return {
         "role": item["role"], "device": item["device"], "mount": item["mount"],
+        # The device node behind the path: two symlinks to one disk are one device.
+        "resolved": (result.get("device") or {}).get("resolved") or item["device"],
         "action": result.get("action", "refuse"),
         "reason": result.get("reason") or result.get("msg") or "the device could not be inspected",
     }

@@ -6,6 +6,7 @@ reading it is usually mid-incident.
 """
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 
@@ -182,6 +183,14 @@ def port_problems(named_ports: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def host_report(
     members: Sequence[Mapping[str, Any]], quota_bytes: int = 0, require_clock_sync: bool = True,
     ports: Sequence[int] = (2379, 2380),
@@ -204,6 +213,12 @@ def host_report(
                     "host '%s': port(s) %s already in use by another program: stop it, or choose other "
                     "etcd_client_port / etcd_peer_port" % (name, ", ".join(str(p) for p in busy))
                 )
+        address, own = str(member.get("address") or ""), [str(a) for a in member.get("host_addresses") or []]
+        if own and _is_ip(address) and str(ipaddress.ip_address(address)) not in own:
+            problems.append(
+                "host '%s': etcd_address %s is not an address of this host (it has %s): set etcd_address to the "
+                "IP this host's peers and clients reach it on" % (member.get("host", name), address, ", ".join(own))
+            )
         free = member.get("free_bytes")
         if quota_bytes and free is not None and not member.get("initialized") and int(free) < quota_bytes:
             problems.append(
@@ -258,11 +273,12 @@ def preflight_report(
         for volume in volumes:
             if volume.get("action") == "refuse":
                 problems.append("host '%s': %s" % (member.get("name"), volume.get("reason")))
-        devices = [v.get("device") for v in volumes]
+        devices = [v.get("resolved") or v.get("device") for v in volumes]
         if len(devices) != len(set(devices)):
             problems.append(
-                "host '%s' names the same device for data and WAL: give the WAL its own device or leave "
-                "etcd_wal_device empty" % member.get("name")
+                "host '%s' names the same device for data and WAL (%s, after resolving links): give the WAL "
+                "its own device or leave etcd_wal_device empty"
+                % (member.get("name"), " and ".join(str(v.get("device")) for v in volumes))
             )
         if member.get("initialized") and any(v.get("role") == "wal" and v.get("action") == "format"
                                              for v in volumes):

@@ -180,3 +180,25 @@ def test_the_default_folders_pass():
 def test_folders_that_would_take_over_or_nest_are_refused(change, words):
     problems = directory_problems(dict(DEFAULT_DIRS, **change))
     assert any(p.startswith(words) for p in problems), problems
+
+
+def test_data_and_wal_on_one_device_through_two_links_are_refused():
+    volumes = [{"role": "data", "device": "/dev/disk/by-id/nvme-a", "resolved": "/dev/nvme0n1", "action": "format"},
+               {"role": "wal", "device": "/dev/nvme0n1", "resolved": "/dev/nvme0n1", "action": "format"}]
+    members = [{"name": "m%d" % i, "address": "10.0.0.%d" % i, "volumes": volumes if i == 1 else []}
+               for i in (1, 2, 3)]
+    problems = preflight_report(members)["problems"]
+    assert any("names the same device for data and WAL (/dev/disk/by-id/nvme-a and /dev/nvme0n1" in p
+               for p in problems), problems
+
+
+def test_an_address_the_host_does_not_have_is_refused_and_a_name_is_left_to_dns():
+    members = [{"name": "m%d" % i, "host": "h%d" % i, "address": "10.0.0.%d" % i,
+                "host_addresses": ["10.0.0.%d" % i, "172.17.0.%d" % i]} for i in (1, 2, 3)]
+    assert not [p for p in preflight_report(members)["problems"] if "not an address" in p]
+    members[2]["address"] = "10.0.0.9"
+    problems = preflight_report(members)["problems"]
+    assert any(p.startswith("host 'h3': etcd_address 10.0.0.9 is not an address of this host (it has 10.0.0.3, "
+                            "172.17.0.3)") for p in problems), problems
+    members[2]["address"] = "etcd-3.example.net"
+    assert not [p for p in preflight_report(members)["problems"] if "not an address" in p]

@@ -23,6 +23,9 @@ CASES = {
     "duplicate address": (
         {"m1": {}, "m2": {}, "m3": {"etcd_address": "172.31.241.12"}}, [],
         ["address 172.31.241.12 is shared by m2, m3", "own etcd_address"]),
+    "address that is not the host's": (
+        {"m1": {}, "m2": {}, "m3": {"etcd_address": "172.31.241.99"}}, [],
+        ["host 'm3': etcd_address 172.31.241.99 is not an address of this host", "set etcd_address"]),
     "duplicate member name": (
         {"m1": {}, "m2": {}, "m3": {"etcd_member_name": "m2"}}, [],
         ["member name 'm2' is used by 2 hosts", "unique etcd_member_name"]),
