@@ -78,6 +78,10 @@ def etcd_directory_problems(named_dirs: Mapping[str, Any]) -> list[str]:
     return etcd_inventory.directory_problems(named_dirs)
 
 
+def etcd_health_problems(members: Sequence[Mapping[str, Any]], repair: Sequence[str] = ()) -> list[str]:
+    return etcd_inventory.health_problems(members, [str(r) for r in repair or []])
+
+
 def etcd_port_problems(named_ports: Mapping[str, Any]) -> list[str]:
     return etcd_inventory.port_problems(named_ports)
 
@@ -168,6 +172,7 @@ class FilterModule:
             "etcd_preflight_report": etcd_preflight_report,
             "etcd_timing_problems": etcd_timing_problems,
             "etcd_port_problems": etcd_port_problems,
+            "etcd_health_problems": etcd_health_problems,
             "etcd_directory_problems": etcd_directory_problems,
             "etcd_config_extra_problems": etcd_config_extra_problems,
             "etcd_initial_cluster": etcd_initial_cluster,

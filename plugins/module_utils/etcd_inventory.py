@@ -161,6 +161,22 @@ def directory_problems(named_dirs: Mapping[str, Any], private: Sequence[str] = (
     return sorted(set(problems))
 
 
+def health_problems(members: Sequence[Mapping[str, Any]], repair: Sequence[str] = ()) -> list[str]:
+    """A running cluster (some member holds data) with a member down: refused unless that member is
+    named in repair (the run that brings it back)."""
+    if not any(m.get("initialized") for m in members):
+        return []
+    down = [m for m in members if m.get("initialized") and str(m.get("service_active")).lower() in ("false", "0")]
+    unlisted = [m for m in down if str(m.get("host")) not in repair and str(m.get("name")) not in repair]
+    if not unlisted:
+        return []
+    names = ", ".join("%s (%s)" % (m.get("host", m.get("name")), m.get("name")) for m in unlisted)
+    return ["%s: etcd is not running there, so this cluster is already short of %d member(s) and a change now "
+            "could cost quorum. Bring it back first (systemctl start etcd; journalctl -u etcd says why it stopped), "
+            "or let this run start it: -e '{\"etcd_repair_members\": [%s]}'"
+            % (names, len(down), ", ".join('\"%s\"' % m.get("host", m.get("name")) for m in unlisted))]
+
+
 def port_problems(named_ports: Mapping[str, Any]) -> list[str]:
     """Each port variable a TCP port of its own: {variable name: value} -> problems."""
     problems: list[str] = []

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import directory_problems, port_problems, preflight_report
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import (directory_problems, health_problems, port_problems,
+                                                                          preflight_report)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_plan import rolling_order
 
 
@@ -202,3 +203,13 @@ def test_an_address_the_host_does_not_have_is_refused_and_a_name_is_left_to_dns(
                             "172.17.0.3)") for p in problems), problems
     members[2]["address"] = "etcd-3.example.net"
     assert not [p for p in preflight_report(members)["problems"] if "not an address" in p]
+
+
+def test_a_change_to_a_cluster_with_a_member_down_is_refused_unless_that_member_is_being_repaired():
+    members = [{"name": "m%d" % i, "host": "h%d" % i, "initialized": True, "service_active": i != 2} for i in (1, 2, 3)]
+    problems = health_problems(members)
+    assert len(problems) == 1 and problems[0].startswith("h2 (m2): etcd is not running there")
+    assert '"etcd_repair_members": ["h2"]' in problems[0]
+    assert health_problems(members, ["h2"]) == [] and health_problems(members, ["m2"]) == []
+    fresh = [dict(m, initialized=False, service_active=False) for m in members]
+    assert health_problems(fresh) == []  # a new cluster has nothing running yet

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import time
 
 import pytest
 
 
-from harness import PKI, run_site, snapshot  # noqa: E402
+from harness import PKI, cluster_healthy, run_site, snapshot, ssh  # noqa: E402
 
 ALL = {"m1": {}, "m2": {}, "m3": {}}
 
@@ -124,3 +125,22 @@ def test_refused_before_any_host_changes(case, tmp_path, request):
     assert "changed=0" in output and not re.search(r"changed=[1-9]", output)
     assert snapshot() == before, "a refused run changed a host"
     assert controller_pki() == pki_before, "a refused run changed the controller's PKI folder"
+
+
+def test_a_cluster_with_a_member_down_is_refused_until_a_run_repairs_that_member(tmp_path):
+    ssh("m3", "sudo systemctl stop etcd")
+    try:
+        before, pki_before = snapshot(), controller_pki()
+        refused = run_site(tmp_path / "a", ALL)
+        flat = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode != 0 and "m3 (m3): etcd is not running there" in flat, flat[-3000:]
+        assert '"etcd_repair_members": ["m3"]' in flat
+        assert snapshot() == before and controller_pki() == pki_before
+        repaired = run_site(tmp_path / "b", ALL, "-e", '{"etcd_repair_members": ["m3"]}')
+        assert repaired.returncode == 0, (repaired.stdout + repaired.stderr)[-3000:]
+        assert cluster_healthy("m1")
+    finally:
+        ssh("m3", "sudo systemctl start etcd", check=False)
+        deadline = time.time() + 120
+        while not cluster_healthy("m1") and time.time() < deadline:
+            time.sleep(2)
