@@ -94,6 +94,14 @@ class ActionModule(ActionBase):
         days_left = etcd_pki.days_left(ca_pem)
         warnings = ["the CA certificate expires in %d days: %s" % (days_left, etcd_pki.RENEW_CA)] \
             if days_left < a["ca_warn_days"] else []
+        # A window as long as the lifetime renews everything now: fine once, never as a setting.
+        if a["cert_valid_days"] <= a["renew_days"]:
+            warnings.append("etcd_pki_cert_valid_days (%d) is not longer than etcd_pki_renew_days (%d): this run "
+                            "signs every certificate again, and so will every run with these values (defaults "
+                            "365 and 30)" % (a["cert_valid_days"], a["renew_days"]))
+        if a["cert_valid_days"] > days_left:
+            warnings.append("certificates are signed for %d days but the CA expires in %d: they stop working with "
+                            "it; renew the CA (README: 'The CA')" % (a["cert_valid_days"], days_left))
         return {
             "warnings": warnings,
             "changed": bool(done),

@@ -70,6 +70,22 @@ def etcd_preflight_report(members: Sequence[Mapping[str, Any]], allow_even: bool
     )
 
 
+def etcd_config_extra_problems(extra: Mapping[str, Any]) -> list[str]:
+    return etcd_config.extra_problems(extra or {})
+
+
+def etcd_directory_problems(named_dirs: Mapping[str, Any]) -> list[str]:
+    return etcd_inventory.directory_problems(named_dirs)
+
+
+def etcd_health_problems(members: Sequence[Mapping[str, Any]], repair: Sequence[str] = ()) -> list[str]:
+    return etcd_inventory.health_problems(members, [str(r) for r in repair or []])
+
+
+def etcd_port_problems(named_ports: Mapping[str, Any]) -> list[str]:
+    return etcd_inventory.port_problems(named_ports)
+
+
 def etcd_timing_problems(heartbeat_ms: Any, election_ms: Any) -> list[str]:
     try:
         return etcd_config.timing_problems(int(heartbeat_ms), int(election_ms))
@@ -97,6 +113,8 @@ def etcd_volume_plan(pair: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     item, result = pair
     return {
         "role": item["role"], "device": item["device"], "mount": item["mount"],
+        # The device node behind the path: two symlinks to one disk are one device.
+        "resolved": (result.get("device") or {}).get("resolved") or item["device"],
         "action": result.get("action", "refuse"),
         "reason": result.get("reason") or result.get("msg") or "the device could not be inspected",
     }
@@ -153,6 +171,10 @@ class FilterModule:
             "etcd_release_checksum": etcd_release_checksum,
             "etcd_preflight_report": etcd_preflight_report,
             "etcd_timing_problems": etcd_timing_problems,
+            "etcd_port_problems": etcd_port_problems,
+            "etcd_health_problems": etcd_health_problems,
+            "etcd_directory_problems": etcd_directory_problems,
+            "etcd_config_extra_problems": etcd_config_extra_problems,
             "etcd_initial_cluster": etcd_initial_cluster,
             "etcd_member_config": etcd_member_config,
             "etcd_rolling_order": etcd_rolling_order,

@@ -35,7 +35,7 @@ from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_stat
 
 Runner = Callable[[Sequence[str]], Tuple[int, str, str]]
 
-STAGES = ("status", "snapshot", "verify", "retention", "upload")
+STAGES = ("status", "snapshot", "verify", "retention", "upload", "state")
 NAME_RE = re.compile(r"^etcd-(?P<cluster>[A-Za-z0-9_.-]+?)-(?P<ts>\d{8}T\d{6}Z)-r(?P<rev>\d+)\.db$")
 TRAILER = 32  # etcd appends sha256(db) to every snapshot it streams
 EXIT_OK, EXIT_FAILED, EXIT_BUSY, EXIT_CONFIG = 0, 1, 75, 78
@@ -473,11 +473,24 @@ class Job:
                 result.revision = self._taken[1]
         else:
             state.last_run_success = 1
-        self.write_state(state)
-        # What the last run did, for playbooks/backup.yml and operators.
-        write_atomic(os.path.join(os.path.dirname(self.cfg.state_file), "last-run.json"),
-                     json.dumps(dict(result.to_dict(), started=start, finished=self.now()), sort_keys=True) + "\n",
-                     0o644)
+        try:
+            self.write_state(state)
+        except OSError as e:
+            # The run's own record could not be kept (full or read-only disk): still a failure
+            # the metrics must show, so they are written even though the state file is not.
+            state.failures["state"] = state.failures.get("state", 0) + 1
+            state.last_run_success = 0
+            result = Result(rc=EXIT_FAILED, action="failed", stage="state",
+                            message=f"cannot write the job's state {self.cfg.state_file}: {e}")
+            self.write_metrics(state)
+        # What the last run did, for playbooks/backup.yml and operators (best effort: a
+        # state folder that takes no writes is already counted above).
+        try:
+            write_atomic(os.path.join(os.path.dirname(self.cfg.state_file), "last-run.json"),
+                         json.dumps(dict(result.to_dict(), started=start, finished=self.now()), sort_keys=True)
+                         + "\n", 0o644)
+        except OSError:
+            pass
         return result
 
     def _run(self, state: State, start: float, force: bool) -> Result:
@@ -556,6 +569,9 @@ class Job:
 
     def write_state(self, state: State) -> None:
         write_atomic(self.cfg.state_file, json.dumps(state.to_dict(), indent=1, sort_keys=True), 0o600)
+        self.write_metrics(state)
+
+    def write_metrics(self, state: State) -> None:
         if self.cfg.metrics_file:
             write_atomic(self.cfg.metrics_file, render_metrics(state, self.cfg.interval_seconds), 0o644)
 

@@ -54,6 +54,35 @@ def timing_problems(heartbeat_ms: int, election_ms: int) -> list[str]:
     return problems
 
 
+# Every key render() may write. etcd_config_extra is for the others only: an extra key that
+# overrode one of these would silently undo what the roles check (identity, TLS, timing).
+MANAGED_KEYS = frozenset({
+    "name", "data-dir", "wal-dir", "listen-peer-urls", "listen-client-urls", "advertise-client-urls",
+    "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-token", "initial-cluster-state",
+    "heartbeat-interval", "election-timeout", "snapshot-count", "quota-backend-bytes", "auto-compaction-mode",
+    "auto-compaction-retention", "strict-reconfig-check", "pre-vote", "logger", "log-outputs", "log-level",
+    "metrics", "client-transport-security", "peer-transport-security", "listen-metrics-urls", "tls-min-version",
+    "cipher-suites", "feature-gates", "experimental-initial-corrupt-check", "experimental-compact-hash-check-enabled",
+})
+# Not written by render(), but each would switch transport security off or weaken it.
+INSECURE_KEYS = frozenset({"auto-tls", "peer-auto-tls", "self-signed-cert-validity", "client-cert-auth",
+                           "peer-client-cert-auth", "tls-max-version", "listen-client-http-urls"})
+
+
+def extra_problems(extra: Mapping[str, Any]) -> list[str]:
+    """Keys of etcd_config_extra that would override a managed key or weaken TLS."""
+    problems = []
+    for key in sorted(extra or {}):
+        if key in MANAGED_KEYS:
+            problems.append("etcd_config_extra sets '%s', which the roles manage and check: use the role's own "
+                            "variable for it (README, etcd_member) and remove it from etcd_config_extra" % key)
+        elif key in INSECURE_KEYS or "http://" in str(extra[key]):
+            problems.append("etcd_config_extra sets '%s' to %r, which would switch transport security off or weaken "
+                            "it (mutual TLS on every port is not optional): remove it from etcd_config_extra"
+                            % (key, extra[key]))
+    return problems
+
+
 def _tls_block(settings: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     pki = settings["pki_dir"]
     return {
@@ -134,6 +163,9 @@ def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
         if at_least(version, "3.5", 5):
             config["experimental-compact-hash-check-enabled"] = True
 
+    problems = extra_problems(dict(settings.get("extra") or {}))
+    if problems:
+        raise ValueError("; ".join(problems))
     config.update(dict(settings.get("extra") or {}))
     return config
 

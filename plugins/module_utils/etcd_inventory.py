@@ -6,10 +6,18 @@ reading it is usually mid-incident.
 """
 from __future__ import annotations
 
+import ipaddress
+import posixpath
+import re
+
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import ARCH_MAP, version_problem
+
+
+# Safe inside initial-cluster (no ',' or '='), as a file name and as a Prometheus label value.
+MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def inventory_problems(
@@ -51,6 +59,14 @@ def inventory_problems(
             problems.append(
                 "member name '%s' is used by %d hosts: set a unique etcd_member_name per host" % (name, seen)
             )
+
+    for member in members:
+        name = str(member.get("name"))
+        if not MEMBER_NAME.match(name):
+            problems.append(
+                "host '%s': member name %r cannot go into initial-cluster, file names and metric labels: set "
+                "etcd_member_name to letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)"
+                % (member.get("host", name), name))
 
     missing = [str(m.get("name")) for m in members if not m.get("address")]
     for name in missing:
@@ -100,6 +116,97 @@ def zone_report(members: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     return {"problems": problems, "warnings": warnings}
 
 
+# Folders a setting must never be: the roles chown and chmod what they are given.
+SYSTEM_DIRS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
+                         "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
+                         "/usr/local/bin", "/usr/local/lib", "/usr/local/sbin", "/usr/sbin", "/var", "/var/lib",
+                         "/var/log", "/var/tmp", "/var/backups", "/mnt", "/media"})
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def directory_problems(named_dirs: Mapping[str, Any], private: Sequence[str] = ("etcd_data_dir", "etcd_wal_dir")
+                       ) -> list[str]:
+    """Folders absolute and not system folders; the private ones (data, WAL) share nothing with the others.
+
+    An empty value is a setting not in use (etcd_wal_dir without a WAL device).
+    """
+    problems: list[str] = []
+    dirs: dict[str, str] = {}
+    for name, value in named_dirs.items():
+        text = str(value or "")
+        if not text:
+            continue
+        if not text.startswith("/"):
+            problems.append("%s (%r) is not an absolute path: start it with /" % (name, text))
+            continue
+        norm = posixpath.normpath(text)
+        if norm in SYSTEM_DIRS:
+            problems.append("%s is %s, a system folder the roles would take over (owner, mode): use a folder "
+                            "of its own, such as /var/lib/etcd or /etc/etcd" % (name, norm))
+            continue
+        dirs[name] = norm
+    for name in private:
+        if name not in dirs:
+            continue
+        for other, path in dirs.items():
+            if other == name:
+                continue
+            if _inside(path, dirs[name]) or _inside(dirs[name], path):
+                problems.append("%s (%s) and %s (%s) overlap: etcd's %s must share no folder with anything "
+                                "else; move one of them" % (name, dirs[name], other, path,
+                                                            "data" if name == "etcd_data_dir" else "WAL"))
+    return sorted(set(problems))
+
+
+def health_problems(members: Sequence[Mapping[str, Any]], repair: Sequence[str] = ()) -> list[str]:
+    """A running cluster (some member holds data) with a member down: refused unless that member is
+    named in repair (the run that brings it back)."""
+    if not any(m.get("initialized") for m in members):
+        return []
+    down = [m for m in members if m.get("initialized") and str(m.get("service_active")).lower() in ("false", "0")]
+    unlisted = [m for m in down if str(m.get("host")) not in repair and str(m.get("name")) not in repair]
+    if not unlisted:
+        return []
+    names = ", ".join("%s (%s)" % (m.get("host", m.get("name")), m.get("name")) for m in unlisted)
+    return ["%s: etcd is not running there, so this cluster is already short of %d member(s) and a change now "
+            "could cost quorum. Bring it back first (systemctl start etcd; journalctl -u etcd says why it stopped), "
+            "or let this run start it: -e '{\"etcd_repair_members\": [%s]}'"
+            % (names, len(down), ", ".join('\"%s\"' % m.get("host", m.get("name")) for m in unlisted))]
+
+
+def port_problems(named_ports: Mapping[str, Any]) -> list[str]:
+    """Each port variable a TCP port of its own: {variable name: value} -> problems."""
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for name, value in named_ports.items():
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            problems.append("%s (%r) is not a TCP port number: use 1-65535" % (name, value))
+            continue
+        if not 1 <= port <= 65535:
+            problems.append("%s (%d) is not a TCP port: use 1-65535" % (name, port))
+        elif port in seen:
+            problems.append(
+                "%s (%d) is also %s: etcd cannot serve both on one port; give each its own (defaults: "
+                "etcd_client_port 2379, etcd_peer_port 2380, etcd_metrics_port 2381, etcd_node_exporter_port 9100)"
+                % (name, port, seen[port]))
+        else:
+            seen[port] = name
+    return problems
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def host_report(
     members: Sequence[Mapping[str, Any]], quota_bytes: int = 0, require_clock_sync: bool = True,
     ports: Sequence[int] = (2379, 2380),
@@ -122,6 +229,12 @@ def host_report(
                     "host '%s': port(s) %s already in use by another program: stop it, or choose other "
                     "etcd_client_port / etcd_peer_port" % (name, ", ".join(str(p) for p in busy))
                 )
+        address, own = str(member.get("address") or ""), [str(a) for a in member.get("host_addresses") or []]
+        if own and _is_ip(address) and str(ipaddress.ip_address(address)) not in own:
+            problems.append(
+                "host '%s': etcd_address %s is not an address of this host (it has %s): set etcd_address to the "
+                "IP this host's peers and clients reach it on" % (member.get("host", name), address, ", ".join(own))
+            )
         free = member.get("free_bytes")
         if quota_bytes and free is not None and not member.get("initialized") and int(free) < quota_bytes:
             problems.append(
@@ -176,11 +289,12 @@ def preflight_report(
         for volume in volumes:
             if volume.get("action") == "refuse":
                 problems.append("host '%s': %s" % (member.get("name"), volume.get("reason")))
-        devices = [v.get("device") for v in volumes]
+        devices = [v.get("resolved") or v.get("device") for v in volumes]
         if len(devices) != len(set(devices)):
             problems.append(
-                "host '%s' names the same device for data and WAL: give the WAL its own device or leave "
-                "etcd_wal_device empty" % member.get("name")
+                "host '%s' names the same device for data and WAL (%s, after resolving links): give the WAL "
+                "its own device or leave etcd_wal_device empty"
+                % (member.get("name"), " and ".join(str(v.get("device")) for v in volumes))
             )
         if member.get("initialized") and any(v.get("role") == "wal" and v.get("action") == "format"
                                              for v in volumes):

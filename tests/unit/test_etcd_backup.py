@@ -285,6 +285,15 @@ def test_corrupt_snapshot_is_kept_aside_and_counted(cfg, tmp_path):
     assert not [c for c in host.calls if os.path.basename(c[0]) == "rclone"]
 
 
+def test_a_state_file_that_cannot_be_written_still_counts_as_a_failure(cfg, tmp_path):
+    os.makedirs(cfg.state_file)  # a folder where the file belongs: every write of it fails
+    res = eb.run_locked(cfg, FakeHost(tmp_path), now=Clock(NOW))
+    assert res.rc == 1 and res.stage == "state" and cfg.state_file in res.message
+    assert failures(cfg, "state") == 1 and metric(cfg, "etcd_backup_last_run_success") == 0
+    # The snapshot itself was taken and verified.
+    assert metric(cfg, "etcd_backup_last_success_timestamp_seconds") > NOW.timestamp()
+
+
 def test_remote_down_keeps_local_copy_and_raises_failure_metric(cfg, tmp_path):
     host = FakeHost(tmp_path)
     clock = Clock(NOW)

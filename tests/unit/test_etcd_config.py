@@ -107,9 +107,30 @@ def test_version_specific_defaults():
 
 
 def test_extra_keys_merge_last_and_ipv6_is_bracketed():
-    config = etcd_config.render(settings(address="fd00::1", extra={"log-level": "warn"}), "3.5.30")
-    assert config["log-level"] == "warn"
+    config = etcd_config.render(settings(address="fd00::1", extra={"max-request-bytes": 2097152}), "3.5.30")
+    assert config["max-request-bytes"] == 2097152
     assert config["advertise-client-urls"] == "https://[fd00::1]:2379"
+
+
+@pytest.mark.parametrize("version", ["3.4.23", "3.5.30", "3.6.0"])
+def test_every_key_the_renderer_writes_is_protected_from_extra(version):
+    full = settings(wal_dir="/var/lib/etcd-wal", listen_metrics_urls=["https://10.0.0.1:2381"],
+                    cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"])
+    assert set(etcd_config.render(full, version)) <= etcd_config.MANAGED_KEYS
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"client-transport-security": {"client-cert-auth": False}}, ["'client-transport-security'", "roles manage"]),
+    ({"log-level": "debug"}, ["'log-level'", "use the role's own variable"]),
+    ({"auto-tls": True}, ["'auto-tls'", "switch transport security off"]),
+    ({"listen-client-http-urls": "http://0.0.0.0:2382"}, ["'listen-client-http-urls'", "switch transport security off"]),
+    ({"some-new-flag": "http://10.0.0.1:9999"}, ["'some-new-flag'", "mutual TLS on every port is not optional"]),
+])
+def test_extra_keys_that_override_or_weaken_tls_are_refused(extra, words):
+    problems = etcd_config.extra_problems(extra)
+    assert len(problems) == 1 and all(w in problems[0] for w in words), problems
+    with pytest.raises(ValueError):
+        etcd_config.render(settings(extra=extra), "3.5.30")
 
 
 def test_initial_cluster_is_identical_and_ordered():

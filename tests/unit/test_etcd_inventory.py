@@ -1,7 +1,10 @@
 """Preflight refusals: each names the problem and the fix."""
 from __future__ import annotations
 
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import preflight_report
+import pytest
+
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import (directory_problems, health_problems, port_problems,
+                                                                          preflight_report)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_plan import rolling_order
 
 
@@ -138,3 +141,75 @@ def test_clock_ports_and_space_gates():
     # A running etcd owns its ports; that is not a conflict.
     running = [member("a", "10.0.0.1", **dict(base, listening_ports=[2379, 2380], service_active=True))] + good[1:]
     assert preflight_report(running)["problems"] == []
+
+
+def test_each_port_variable_needs_a_port_of_its_own():
+    assert port_problems({"etcd_client_port": 2379, "etcd_peer_port": 2380, "etcd_metrics_port": 2381}) == []
+    problems = port_problems({"etcd_client_port": 2379, "etcd_peer_port": "2379", "etcd_metrics_port": 0,
+                              "etcd_node_exporter_port": "http"})
+    assert problems[0].startswith("etcd_peer_port (2379) is also etcd_client_port")
+    assert problems[1] == "etcd_metrics_port (0) is not a TCP port: use 1-65535"
+    assert problems[2].startswith("etcd_node_exporter_port ('http') is not a TCP port number")
+
+
+def test_member_names_that_would_break_initial_cluster_are_refused():
+    members = [{"name": "m1", "address": "10.0.0.1", "host": "a"}, {"name": "m2", "address": "10.0.0.2", "host": "b"},
+               {"name": "m3,m4=https://10.9.9.9:2380", "address": "10.0.0.3", "host": "c"}]
+    problems = preflight_report(members)["problems"]
+    assert any(p.startswith("host 'c': member name 'm3,m4=https://10.9.9.9:2380' cannot go into initial-cluster")
+               for p in problems), problems
+    members[2]["name"] = "etcd-3.dc1_a"
+    assert not [p for p in preflight_report(members)["problems"] if "cannot go into" in p]
+
+
+DEFAULT_DIRS = {"etcd_data_dir": "/var/lib/etcd", "etcd_wal_dir": "", "etcd_config_dir": "/etc/etcd",
+                "etcd_pki_dir": "/etc/etcd/pki", "etcd_install_dir": "/opt/etcd", "etcd_bin_dir": "/usr/local/bin"}
+
+
+def test_the_default_folders_pass():
+    assert directory_problems(dict(DEFAULT_DIRS, etcd_bin_dir="/usr/local/bin/etcd-tools")) == []
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"etcd_data_dir": "var/lib/etcd"}, "etcd_data_dir ('var/lib/etcd') is not an absolute path"),
+    ({"etcd_data_dir": "/var/lib/"}, "etcd_data_dir is /var/lib, a system folder"),
+    ({"etcd_config_dir": "/etc"}, "etcd_config_dir is /etc, a system folder"),
+    ({"etcd_pki_dir": "/var/lib/etcd/pki"}, "etcd_data_dir (/var/lib/etcd) and etcd_pki_dir (/var/lib/etcd/pki) overlap"),
+    ({"etcd_wal_dir": "/var/lib/etcd/wal"}, "etcd_data_dir (/var/lib/etcd) and etcd_wal_dir (/var/lib/etcd/wal) overlap"),
+    ({"etcd_install_dir": "/var/lib"}, "etcd_install_dir is /var/lib, a system folder"),
+])
+def test_folders_that_would_take_over_or_nest_are_refused(change, words):
+    problems = directory_problems(dict(DEFAULT_DIRS, **change))
+    assert any(p.startswith(words) for p in problems), problems
+
+
+def test_data_and_wal_on_one_device_through_two_links_are_refused():
+    volumes = [{"role": "data", "device": "/dev/disk/by-id/nvme-a", "resolved": "/dev/nvme0n1", "action": "format"},
+               {"role": "wal", "device": "/dev/nvme0n1", "resolved": "/dev/nvme0n1", "action": "format"}]
+    members = [{"name": "m%d" % i, "address": "10.0.0.%d" % i, "volumes": volumes if i == 1 else []}
+               for i in (1, 2, 3)]
+    problems = preflight_report(members)["problems"]
+    assert any("names the same device for data and WAL (/dev/disk/by-id/nvme-a and /dev/nvme0n1" in p
+               for p in problems), problems
+
+
+def test_an_address_the_host_does_not_have_is_refused_and_a_name_is_left_to_dns():
+    members = [{"name": "m%d" % i, "host": "h%d" % i, "address": "10.0.0.%d" % i,
+                "host_addresses": ["10.0.0.%d" % i, "172.17.0.%d" % i]} for i in (1, 2, 3)]
+    assert not [p for p in preflight_report(members)["problems"] if "not an address" in p]
+    members[2]["address"] = "10.0.0.9"
+    problems = preflight_report(members)["problems"]
+    assert any(p.startswith("host 'h3': etcd_address 10.0.0.9 is not an address of this host (it has 10.0.0.3, "
+                            "172.17.0.3)") for p in problems), problems
+    members[2]["address"] = "etcd-3.example.net"
+    assert not [p for p in preflight_report(members)["problems"] if "not an address" in p]
+
+
+def test_a_change_to_a_cluster_with_a_member_down_is_refused_unless_that_member_is_being_repaired():
+    members = [{"name": "m%d" % i, "host": "h%d" % i, "initialized": True, "service_active": i != 2} for i in (1, 2, 3)]
+    problems = health_problems(members)
+    assert len(problems) == 1 and problems[0].startswith("h2 (m2): etcd is not running there")
+    assert '"etcd_repair_members": ["h2"]' in problems[0]
+    assert health_problems(members, ["h2"]) == [] and health_problems(members, ["m2"]) == []
+    fresh = [dict(m, initialized=False, service_active=False) for m in members]
+    assert health_problems(fresh) == []  # a new cluster has nothing running yet

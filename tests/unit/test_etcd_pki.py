@@ -143,6 +143,15 @@ def test_a_ca_other_than_the_members_is_refused_but_a_renewed_one_is_not(tmp_pat
     assert not ensure(tmp_path / "cluster", check=True, member_cas={"m1": trusted})["ca_days_left"] < 3649
 
 
+def test_a_lifetime_inside_the_renewal_window_or_past_the_ca_warns(tmp_path):
+    assert ensure(tmp_path / "a", cert_valid_days=30)["warnings"] == [
+        "etcd_pki_cert_valid_days (30) is not longer than etcd_pki_renew_days (30): this run signs every "
+        "certificate again, and so will every run with these values (defaults 365 and 30)"]
+    result = ensure(tmp_path / "b", valid_days=300, ca_warn_days=10)
+    assert result["warnings"] == ["certificates are signed for 365 days but the CA expires in 299: they stop "
+                                  "working with it; renew the CA (README: 'The CA')"]
+
+
 def test_the_admin_certificate_is_renewed_inside_the_window_only(tmp_path):
     folder = tmp_path / "pki"
     ensure(folder)

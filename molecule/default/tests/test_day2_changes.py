@@ -76,3 +76,27 @@ def test_certificates_inside_the_renewal_window_are_signed_again(tmp_path):
     assert again.returncode == 0 and not re.search(r"changed=[1-9]", again.stdout)
     health = json.loads(ssh("m2", "sudo -i etcdctl endpoint health --cluster -w json"))
     assert len(health) == 3 and all(h["health"] for h in health)
+
+
+def test_a_setting_etcd_refuses_at_start_puts_the_first_member_back_and_stops(tmp_path):
+    """A value no validation can know about: etcd itself refuses it when it reads its file."""
+    leader = leader_name()
+    configs = {m: ssh(m, "sudo sha256sum /etc/etcd/etcd.conf.yml") for m in MEMBERS}
+    pids = _main_pids()
+    bad = run_site(tmp_path, ALL, "-e", "etcd_health_timeout=30", "-e",
+                   '{"etcd_config_extra": {"experimental-watch-progress-notify-interval": "not-a-duration"}}')
+    output = bad.stdout + bad.stderr
+    flat = " ".join(output.split())
+    assert bad.returncode != 0, output[-3000:]
+    restarted = _restarted(output)
+    assert len(restarted) == 1 and restarted[0] != leader, restarted
+    first = restarted[0]
+    assert "%s (%s) did not come back healthy" % (first, first) in flat, flat[-3000:]
+    assert "It is back on its previous files" in flat and "the cluster is healthy" in flat
+    assert "cannot unmarshal string into Go struct field" in flat  # etcd's own message, from the journal
+    for member in MEMBERS:
+        assert ssh(member, "sudo sha256sum /etc/etcd/etcd.conf.yml") == configs[member], member
+    after = _main_pids()
+    assert all(after[m] == pids[m] for m in MEMBERS if m != first), "only %s may have restarted" % first
+    health = json.loads(ssh("m1", "sudo -i etcdctl endpoint health --cluster -w json"))
+    assert len(health) == 3 and all(h["health"] for h in health)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import time
 
 import pytest
 
 
-from harness import PKI, run_site, snapshot  # noqa: E402
+from harness import PKI, cluster_healthy, run_site, snapshot, ssh  # noqa: E402
 
 ALL = {"m1": {}, "m2": {}, "m3": {}}
 
@@ -23,9 +24,15 @@ CASES = {
     "duplicate address": (
         {"m1": {}, "m2": {}, "m3": {"etcd_address": "172.31.241.12"}}, [],
         ["address 172.31.241.12 is shared by m2, m3", "own etcd_address"]),
+    "address that is not the host's": (
+        {"m1": {}, "m2": {}, "m3": {"etcd_address": "172.31.241.99"}}, [],
+        ["host 'm3': etcd_address 172.31.241.99 is not an address of this host", "set etcd_address"]),
     "duplicate member name": (
         {"m1": {}, "m2": {}, "m3": {"etcd_member_name": "m2"}}, [],
         ["member name 'm2' is used by 2 hosts", "unique etcd_member_name"]),
+    "member name that would break initial-cluster": (
+        {"m1": {}, "m2": {}, "m3": {"etcd_member_name": "m3,m4=https://172.31.241.99:2380"}}, [],
+        ["member name 'm3,m4=https://172.31.241.99:2380' cannot go into initial-cluster", "set etcd_member_name"]),
     "unknown etcd version": (
         ALL, ["-e", "etcd_version=3.9.1"], ["etcd 3.9.1 is not supported", "set etcd_version"]),
     "malformed etcd version": (
@@ -60,6 +67,25 @@ CASES = {
     "controller CA other than the one the members trust": (
         ALL, ["-e", "etcd_pki_controller_dir={other_ca}"],
         ["m1, m2, m3 trust another CA than", "Point etcd_pki_controller_dir at the cluster's own folder"]),
+    "peer port equal to the client port": (
+        ALL, ["-e", "etcd_peer_port=2379"],
+        ["etcd_peer_port (2379) is also etcd_client_port", "give each its own"]),
+    "client port out of range": (
+        ALL, ["-e", "etcd_client_port=70000"], ["etcd_client_port (70000) is not a TCP port", "1-65535"]),
+    "node_exporter on etcd's metrics port": (
+        ALL, ["-e", "etcd_node_exporter_port=2381"],
+        ["etcd_node_exporter_port (2381) is also etcd_metrics_port", "give each its own"]),
+    "etcd_config_extra switching client certificates off": (
+        ALL, ["-e", '{"etcd_config_extra": {"client-transport-security": {"client-cert-auth": false}}}'],
+        ["etcd_config_extra sets 'client-transport-security'", "use the role's own variable"]),
+    "etcd_config_extra adding a plaintext listener": (
+        ALL, ["-e", '{"etcd_config_extra": {"listen-client-http-urls": "http://0.0.0.0:2382"}}'],
+        ["etcd_config_extra sets 'listen-client-http-urls'", "mutual TLS on every port is not optional"]),
+    "data folder that is a system folder": (
+        ALL, ["-e", "etcd_data_dir=/var/lib"], ["etcd_data_dir is /var/lib, a system folder"]),
+    "PKI folder inside the data folder": (
+        ALL, ["-e", "etcd_pki_dir=/var/lib/etcd/pki"],
+        ["etcd_data_dir (/var/lib/etcd) and etcd_pki_dir (/var/lib/etcd/pki) overlap", "move one of them"]),
     "unsafe raft timing": (
         ALL, ["-e", "etcd_heartbeat_interval=500", "-e", "etcd_election_timeout=1000"],
         ["must be at least 5 x etcd_heartbeat_interval", "2500"]),
@@ -99,3 +125,22 @@ def test_refused_before_any_host_changes(case, tmp_path, request):
     assert "changed=0" in output and not re.search(r"changed=[1-9]", output)
     assert snapshot() == before, "a refused run changed a host"
     assert controller_pki() == pki_before, "a refused run changed the controller's PKI folder"
+
+
+def test_a_cluster_with_a_member_down_is_refused_until_a_run_repairs_that_member(tmp_path):
+    ssh("m3", "sudo systemctl stop etcd")
+    try:
+        before, pki_before = snapshot(), controller_pki()
+        refused = run_site(tmp_path / "a", ALL)
+        flat = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode != 0 and "m3 (m3): etcd is not running there" in flat, flat[-3000:]
+        assert '"etcd_repair_members": ["m3"]' in flat
+        assert snapshot() == before and controller_pki() == pki_before
+        repaired = run_site(tmp_path / "b", ALL, "-e", '{"etcd_repair_members": ["m3"]}')
+        assert repaired.returncode == 0, (repaired.stdout + repaired.stderr)[-3000:]
+        assert cluster_healthy("m1")
+    finally:
+        ssh("m3", "sudo systemctl start etcd", check=False)
+        deadline = time.time() + 120
+        while not cluster_healthy("m1") and time.time() < deadline:
+            time.sleep(2)
