@@ -2,15 +2,13 @@
 """Filters for the etcd roles: version rules, inventory checks, config rendering."""
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 from typing import Any, Callable, Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.controlplane.etcd.plugins.module_utils import (
     etcd_backup,
     etcd_config,
+    etcd_files,
     etcd_inventory,
     etcd_plan,
     etcd_versions,
@@ -135,22 +133,9 @@ def etcd_private_address(address: Any) -> bool:
     return (ip.is_private or ip.is_loopback) and not ip.is_unspecified
 
 
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def etcd_file_sha256(path: Any) -> str:
-    """SHA-256 of a controller file (cached per path, size and mtime), '' when it is missing."""
-    try:
-        st = os.stat(str(path))
-    except FileNotFoundError:
-        return ""
-    return _sha256(str(path), st.st_mtime_ns, st.st_size)
+    """SHA-256 of a controller file, '' when it is missing."""
+    return etcd_files.file_sha256(str(path))
 
 
 def etcd_links(names: Sequence[str], target_dir: str, link_dir: str) -> list[dict[str, str]]:

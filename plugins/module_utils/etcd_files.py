@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import grp
+import hashlib
 import os
 import pwd
 import tempfile
@@ -36,6 +37,17 @@ def _ids(owner: Optional[str], group: Optional[str]) -> Optional[Tuple[int, int]
         return (pwd.getpwnam(owner).pw_uid if owner else -1, grp.getgrnam(group).gr_gid if group else -1)
     except KeyError:
         return None
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file read in 1 MiB blocks (etcd binaries are tens of MB); '' when it is missing."""
+    if not os.path.isfile(path):
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read(path: str) -> Optional[bytes]:

@@ -137,11 +137,11 @@ filesystem_ids:
   sample: {"/var/lib/etcd": 66306, "/var/backups/etcd": 66305}
 """
 
-import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_config import running_timeouts
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_files import file_sha256
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import installed_version_from_output
 
 
@@ -170,16 +170,6 @@ def listening_ports() -> list:
             if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return sorted(ports)
-
-
-def sha256(path: str) -> str:
-    if not os.path.isfile(path):
-        return ""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_small(path, limit: int = 64 * 1024) -> str:
@@ -261,7 +251,7 @@ def main() -> None:
         initialized=os.path.isdir(os.path.join(module.params["data_dir"], "member")),
         service_active=active,
         python_cryptography=has_cryptography,
-        checksums={p: sha256(p) for p in module.params["checksum_paths"]},
+        checksums={p: file_sha256(p) for p in module.params["checksum_paths"]},
         ca_certificate=read_small(module.params["ca_file"]),
         packages=dpkg_versions(module.params["packages"]) if module.params["packages"] else {},
         filesystem_ids={p: os.stat(existing_parent(p)).st_dev

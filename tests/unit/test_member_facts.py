@@ -34,5 +34,5 @@ def test_no_dpkg_database_means_unknown(tmp_path):
 
 def test_sha256_of_a_file_and_of_a_missing_one(tmp_path):
     (tmp_path / "etcd").write_bytes(b"binary")
-    assert facts.sha256(str(tmp_path / "etcd")) == hashlib.sha256(b"binary").hexdigest()
-    assert facts.sha256(str(tmp_path / "nothing")) == ""
+    assert facts.file_sha256(str(tmp_path / "etcd")) == hashlib.sha256(b"binary").hexdigest()
+    assert facts.file_sha256(str(tmp_path / "nothing")) == ""
