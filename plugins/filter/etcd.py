@@ -11,6 +11,7 @@ from ansible_collections.controlplane.etcd.plugins.module_utils import (
     etcd_files,
     etcd_inventory,
     etcd_plan,
+    etcd_rbac,
     etcd_versions,
 )
 
@@ -78,6 +79,17 @@ def etcd_directory_problems(named_dirs: Mapping[str, Any]) -> list[str]:
 
 def etcd_health_problems(members: Sequence[Mapping[str, Any]], repair: Sequence[str] = ()) -> list[str]:
     return etcd_inventory.health_problems(members, [str(r) for r in repair or []])
+
+
+def etcd_tls_problems(version: Any, tls_min_version: Any, cipher_suites: Sequence[str], key_type: Any) -> list[str]:
+    try:
+        return etcd_config.tls_problems(str(version), str(tls_min_version), list(cipher_suites or []), str(key_type))
+    except ValueError:
+        return []  # a bad version is reported by its own check
+
+
+def etcd_rbac_problems(applications: Sequence[Mapping[str, Any]], reserved: Sequence[str]) -> list[str]:
+    return etcd_rbac.application_problems(applications, [str(r) for r in reserved])
 
 
 def etcd_port_problems(named_ports: Mapping[str, Any]) -> list[str]:
@@ -157,6 +169,8 @@ class FilterModule:
             "etcd_preflight_report": etcd_preflight_report,
             "etcd_timing_problems": etcd_timing_problems,
             "etcd_port_problems": etcd_port_problems,
+            "etcd_rbac_problems": etcd_rbac_problems,
+            "etcd_tls_problems": etcd_tls_problems,
             "etcd_health_problems": etcd_health_problems,
             "etcd_directory_problems": etcd_directory_problems,
             "etcd_config_extra_problems": etcd_config_extra_problems,

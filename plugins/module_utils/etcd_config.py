@@ -14,6 +14,7 @@ from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions im
     at_least,
     default_snapshot_count,
     parse_version,
+    peer_allowed_cn_form,
     supports_tls_min_version,
 )
 
@@ -51,6 +52,47 @@ def timing_problems(heartbeat_ms: int, election_ms: int) -> list[str]:
         problems.append(
             "etcd_election_timeout (%d ms) is above etcd's limit of %d ms" % (election_ms, MAX_ELECTION_MS)
         )
+    return problems
+
+
+# Cipher suite names etcd accepts (its tlsutil table); ChaCha20 arrived in 3.5.
+_CIPHERS_ECDSA = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                  "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+                  "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA")
+_CIPHERS_RSA = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+                "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_AES_128_GCM_SHA256",
+                "TLS_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
+                "TLS_RSA_WITH_AES_128_CBC_SHA256", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_RC4_128_SHA")
+_CHACHA = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256")
+
+
+def tls_problems(version_text: str, tls_min_version: str, cipher_suites: list[str], key_type: str) -> list[str]:
+    """TLS settings etcd refuses at start, or that would start a member nobody can talk to."""
+    version = parse_version(version_text)
+    problems = []
+    if tls_min_version not in ("TLS1.2", "TLS1.3"):
+        problems.append("etcd_tls_min_version %r is not TLS1.2 or TLS1.3" % (tls_min_version,))
+    elif tls_min_version == "TLS1.3" and not supports_tls_min_version(version):
+        problems.append("etcd_tls_min_version TLS1.3 needs etcd 3.4.25+, 3.5.8+ or 3.6 (this is %s): keep TLS1.2 "
+                        "or upgrade first" % (version,))
+    suites = [str(c) for c in cipher_suites or []]
+    if suites and tls_min_version == "TLS1.3":
+        problems.append("etcd_cipher_suites cannot be set with etcd_tls_min_version TLS1.3 (etcd refuses to start: "
+                        "TLS 1.3 suites are not configurable): empty the list or use TLS1.2")
+    known = _CIPHERS_ECDSA + _CIPHERS_RSA + (_CHACHA if at_least(version, "3.5", 0) else ())
+    unknown = [c for c in suites if c not in known]
+    if unknown:
+        problems.append("etcd_cipher_suites has names etcd %s does not know: %s (use Go's names, for example "
+                        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)" % (version, ", ".join(unknown)))
+    weak = [c for c in suites if "RC4" in c or "3DES" in c]
+    if weak:
+        problems.append("etcd_cipher_suites has broken ciphers %s: remove them" % ", ".join(weak))
+    usable = [c for c in suites if ("_ECDSA_" in c) == (str(key_type).upper() == "ECC") and c in known]
+    if suites and not unknown and not usable:
+        problems.append("etcd_cipher_suites has no suite for the %s keys the certificates use (etcd_pki_key_type): "
+                        "every TLS handshake would fail; add an %s suite" % (key_type, "ECDSA" if str(key_type).upper() == "ECC" else "RSA"))
     return problems
 
 
@@ -103,6 +145,7 @@ def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
     heartbeat_interval, election_timeout; optional: wal_dir, snapshot_count,
     quota_backend_bytes, auto_compaction_mode, auto_compaction_retention,
     tls_min_version, cipher_suites, log_level, listen_metrics_urls, metrics,
+    peer_allowed_cn (the CN every member's peer certificate carries; where the version can say it),
     extra (dict merged last, for keys this renderer does not manage).
     """
     version: Version = parse_version(version_text)
@@ -146,6 +189,12 @@ def render(settings: Mapping[str, Any], version_text: str) -> dict[str, Any]:
         "client-transport-security": _tls_block(settings, "server"),
         "peer-transport-security": _tls_block(settings, "peer"),
     }
+    # Only member peer certificates (one shared CN) may connect to the peer port; admin,
+    # backup, monitoring and application certificates come from the same CA and are refused.
+    peer_cn = settings.get("peer_allowed_cn")
+    form = peer_allowed_cn_form(version)
+    if peer_cn and form:
+        config["peer-transport-security"]["allowed-cn"] = [peer_cn] if form == "list" else peer_cn
     if settings.get("wal_dir"):
         config["wal-dir"] = settings["wal_dir"]
     if settings.get("listen_metrics_urls"):

@@ -55,6 +55,11 @@ def version_problem(value: object) -> Optional[str]:
         version = parse_version(value)
     except ValueError as exc:
         return str(exc)
+    if str(value) != str(version):
+        # Paths, links and the checksum lookup use the exact string; '3.5.030' or 'v3.5.30'
+        # would name a release folder that does not exist or differs from the installed one.
+        return ("etcd_version %r is not written the way etcd names its releases: set it to %s (no 'v', "
+                "no leading zeros, no spaces)" % (value, version))
     if (version.major, version.minor) not in SUPPORTED_MINORS:
         return (
             "etcd %s is not supported: this toolkit renders configuration for 3.4, 3.5 and 3.6 only; "
@@ -74,6 +79,12 @@ def version_warnings(value: object) -> list[str]:
         )
     elif version.minor_line == "3.5" and version.patch < 6:
         warnings.append("etcd %s is below upstream's production minimum 3.5.6" % (version,))
+    if not peer_allowed_cn_form(version):
+        warnings.append(
+            "etcd %s cannot limit its peer port to member certificates from a config file (allowed-cn arrived "
+            "in 3.5.14): any certificate from the CA is taken on the peer port; upgrade to 3.5.14 or newer"
+            % (version,)
+        )
     if version.minor_line == "3.4":
         if version.patch < 22:
             warnings.append("etcd %s is below upstream's production minimum 3.4.22" % (version,))
@@ -105,6 +116,19 @@ def supports_tls_min_version(version: Version) -> bool:
     if version.minor_line == "3.4":
         return version.patch >= 25
     return at_least(version, "3.5", 8)
+
+
+def peer_allowed_cn_form(version: Version) -> str:
+    """How the YAML file can restrict the peer port to one CN: 'list', 'string' or '' (cannot).
+
+    The config file's transport blocks read allowed-cn from 3.5.14 (a string), a list from
+    3.5.15; 3.4 and 3.5.0-3.5.13 ignore it there (and ignore every flag when a file is used).
+    """
+    if at_least(version, "3.5", 15):
+        return "list"
+    if at_least(version, "3.5", 14):
+        return "string"
+    return ""
 
 
 def has_etcdutl(version: Version) -> bool:

@@ -55,7 +55,8 @@ MATRIX = [
 
 @pytest.mark.parametrize("version,keys_file,flags_file", MATRIX)
 def test_every_emitted_key_exists_in_that_version(version, keys_file, flags_file):
-    config = etcd_config.render(settings(listen_metrics_urls=["http://127.0.0.1:2381"]), version)
+    config = etcd_config.render(settings(listen_metrics_urls=["http://127.0.0.1:2381"], peer_allowed_cn="etcd-peer"),
+                                version)
     known = lines(keys_file)
     missing = [key for key in etcd_config.emitted_keys(config) if key not in known]
     assert missing == [], "etcd %s has no config key(s) %s" % (version, missing)
@@ -167,3 +168,39 @@ def test_running_timeouts_read_back_what_render_wrote():
 @pytest.mark.parametrize("text", ["", "heartbeat-interval: '100'\n", "election-timeout:\n", "# heartbeat-interval: 100\n"])
 def test_running_timeouts_ignore_what_the_toolkit_did_not_write(text):
     assert etcd_config.running_timeouts(text) == {}
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("3.4.23", None), ("3.5.1", None), ("3.5.13", None), ("3.5.14", "etcd-peer"),
+    ("3.5.15", ["etcd-peer"]), ("3.5.30", ["etcd-peer"]), ("3.6.0", ["etcd-peer"]),
+])
+def test_peer_port_accepts_the_member_cn_only_where_the_file_can_say_so(version, expected):
+    # 3.5.16 and 3.5.30 refuse a string here ("cannot unmarshal string ... of type []string"),
+    # checked by starting both binaries; 3.4 and 3.5.0-3.5.13 have no such key in the file.
+    peer = etcd_config.render(settings(peer_allowed_cn="etcd-peer"), version)["peer-transport-security"]
+    assert peer.get("allowed-cn") == expected
+    assert "allowed-cn" not in etcd_config.render(settings(), version)["client-transport-security"]
+
+
+@pytest.mark.parametrize("version, tls_min, suites, key_type, words", [
+    ("3.5.30", "TLS1.3", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], "ECC", ["cannot be set with etcd_tls_min_version TLS1.3"]),
+    ("3.5.30", "TLS1.2", ["TLS_AES_128_GCM_SHA256"], "ECC", ["does not know: TLS_AES_128_GCM_SHA256"]),
+    ("3.4.23", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"], "ECC", ["etcd 3.4.23 does not know"]),
+    ("3.5.30", "TLS1.2", ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], "ECC", ["no suite for the ECC keys", "ECDSA suite"]),
+    ("3.5.30", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_RC4_128_SHA"], "ECC", ["broken ciphers"]),
+    ("3.5.1", "TLS1.3", [], "ECC", ["needs etcd 3.4.25+, 3.5.8+ or 3.6"]),
+    ("3.5.30", "TLS1.1", [], "ECC", ["is not TLS1.2 or TLS1.3"]),
+])
+def test_tls_settings_etcd_refuses_are_caught(version, tls_min, suites, key_type, words):
+    problems = etcd_config.tls_problems(version, tls_min, suites, key_type)
+    assert problems and all(any(w in p for p in problems) for w in words), problems
+
+
+@pytest.mark.parametrize("version, tls_min, suites, key_type", [
+    ("3.5.30", "TLS1.2", [], "ECC"),
+    ("3.5.30", "TLS1.3", [], "ECC"),
+    ("3.5.30", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], "ECC"),
+    ("3.5.30", "TLS1.2", ["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"], "RSA"),
+])
+def test_good_tls_settings_pass(version, tls_min, suites, key_type):
+    assert etcd_config.tls_problems(version, tls_min, suites, key_type) == []

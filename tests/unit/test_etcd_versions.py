@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_versions as v
 
 
-@pytest.mark.parametrize("text", ["3.4.23", "3.5.0", "3.5.30", "v3.6.14"])
+@pytest.mark.parametrize("text", ["3.4.23", "3.5.0", "3.5.30", "3.6.14"])
 def test_supported_versions_have_no_problem(text):
     assert v.version_problem(text) is None
 
@@ -17,6 +17,9 @@ def test_supported_versions_have_no_problem(text):
     ("latest", "3.MINOR.PATCH"),
     ("3.5", "3.MINOR.PATCH"),
     ("", "3.MINOR.PATCH"),
+    ("v3.6.14", "set it to 3.6.14"),
+    ("3.5.030", "set it to 3.5.30"),
+    (" 3.5.30", "set it to 3.5.30"),
 ])
 def test_unknown_versions_are_refused_with_a_fix(text, words):
     problem = v.version_problem(text)
@@ -28,6 +31,8 @@ def test_unknown_versions_are_refused_with_a_fix(text, words):
 def test_test_only_versions_warn():
     assert any("not for production" in w for w in v.version_warnings("3.5.1"))
     assert v.version_warnings("3.5.30") == []
+    assert any("allowed-cn arrived in 3.5.14" in w for w in v.version_warnings("3.5.13"))
+    assert not any("allowed-cn" in w for w in v.version_warnings("3.5.14"))
     assert any("end of life" in w for w in v.version_warnings("3.4.23"))
 
 

@@ -147,13 +147,17 @@ d=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
 etcdutl snapshot restore {snap} --data-dir "$d/data" --name probe \\
   --initial-cluster probe=http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 >/dev/null
-etcd --name probe --data-dir "$d/data" --listen-client-urls http://127.0.0.1:23790 \\
-  --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \\
+# Auth is on in the snapshot too: serve it with TLS and read as the admin identity.
+pki=/etc/etcd/pki
+etcd --name probe --data-dir "$d/data" --listen-client-urls https://127.0.0.1:23790 \\
+  --advertise-client-urls https://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \\
   --initial-advertise-peer-urls http://127.0.0.1:23800 --initial-cluster probe=http://127.0.0.1:23800 \\
+  --cert-file $pki/server.crt --key-file $pki/server.key --trusted-ca-file $pki/ca.crt --client-cert-auth \\
   --listen-metrics-urls '' >"$d/log" 2>&1 &
 pid=$!
 for i in $(seq 50); do env -u ETCDCTL_CACERT -u ETCDCTL_CERT -u ETCDCTL_KEY -u ETCDCTL_ENDPOINTS \\
-  etcdctl --endpoints http://127.0.0.1:23790 get backup-probe --print-value-only 2>/dev/null && exit 0; sleep 0.2; done
+  etcdctl --endpoints https://127.0.0.1:23790 --cacert $pki/ca.crt --cert $pki/admin.crt --key $pki/admin.key \\
+  get backup-probe --print-value-only 2>/dev/null && exit 0; sleep 0.2; done
 cat "$d/log" >&2; exit 1
 """
     restored = sh(lead, "sudo bash -c " + _quote(script), check=False)

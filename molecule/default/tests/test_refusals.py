@@ -86,6 +86,21 @@ CASES = {
     "PKI folder inside the data folder": (
         ALL, ["-e", "etcd_pki_dir=/var/lib/etcd/pki"],
         ["etcd_data_dir (/var/lib/etcd) and etcd_pki_dir (/var/lib/etcd/pki) overlap", "move one of them"]),
+    "IPv6 address (not supported yet)": (
+        {"m1": {}, "m2": {}, "m3": {"etcd_address": "fd00::13"}}, [],
+        ["etcd_address fd00::13 is an IPv6 address", "set etcd_address to the host's IPv4 address"]),
+    "version not written as the release names it": (
+        ALL, ["-e", "etcd_version=v3.5.30"], ["etcd_version 'v3.5.30' is not written the way etcd names its releases",
+                                            "set it to 3.5.30"]),
+    "cipher suites with TLS 1.3 only": (
+        ALL, ["-e", "etcd_tls_min_version=TLS1.3", "-e", '{"etcd_cipher_suites": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]}'],
+        ["etcd_cipher_suites cannot be set with etcd_tls_min_version TLS1.3", "empty the list"]),
+    "cipher suites that fit no certificate key": (
+        ALL, ["-e", '{"etcd_cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]}'],
+        ["etcd_cipher_suites has no suite for the ECC keys", "add an ECDSA suite"]),
+    "application user named like the admin": (
+        ALL, ["-e", '{"etcd_rbac_applications": [{"name": "root", "prefixes": ["/x/"]}]}'],
+        ["etcd_rbac_applications[0] ('root'): root is the toolkit's own identity", "pick another name"]),
     "unsafe raft timing": (
         ALL, ["-e", "etcd_heartbeat_interval=500", "-e", "etcd_election_timeout=1000"],
         ["must be at least 5 x etcd_heartbeat_interval", "2500"]),
