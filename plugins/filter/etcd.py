@@ -92,6 +92,11 @@ def etcd_rbac_problems(applications: Sequence[Mapping[str, Any]], reserved: Sequ
     return etcd_rbac.application_problems(applications, [str(r) for r in reserved])
 
 
+def etcd_status_problems(status: Mapping[str, Any], members: Sequence[Mapping[str, Any]],
+                         repair: Sequence[str] = ()) -> list[str]:
+    return etcd_inventory.status_problems(status or {}, members, [str(r) for r in repair or []])
+
+
 def etcd_port_problems(named_ports: Mapping[str, Any]) -> list[str]:
     return etcd_inventory.port_problems(named_ports)
 
@@ -172,6 +177,7 @@ class FilterModule:
             "etcd_rbac_problems": etcd_rbac_problems,
             "etcd_tls_problems": etcd_tls_problems,
             "etcd_health_problems": etcd_health_problems,
+            "etcd_status_problems": etcd_status_problems,
             "etcd_directory_problems": etcd_directory_problems,
             "etcd_config_extra_problems": etcd_config_extra_problems,
             "etcd_initial_cluster": etcd_initial_cluster,

@@ -177,6 +177,36 @@ def health_problems(members: Sequence[Mapping[str, Any]], repair: Sequence[str] 
             % (names, len(down), ", ".join('\"%s\"' % m.get("host", m.get("name")) for m in unlisted))]
 
 
+def status_problems(status: Mapping[str, Any], members: Sequence[Mapping[str, Any]], repair: Sequence[str] = ()) -> list[str]:
+    """What the running cluster itself reports (etcd_status): a member that runs but is not healthy,
+    or an alarm, refused unless the member is named in repair. Members whose service is down are
+    health_problems' to report."""
+    if not status:
+        return []
+    by_name = {str(m.get("name")): m for m in members}
+    skip = set(repair)
+    for name, member in by_name.items():
+        if str(member.get("service_active")).lower() in ("false", "0") or str(member.get("host")) in repair:
+            skip.add(name)
+    problems = []
+    for member in status.get("members") or []:
+        name = str(member.get("name") or member.get("id_hex"))
+        if member.get("healthy") or member.get("is_learner") or name in skip:
+            continue
+        problems.append(
+            "member %s (%s) runs but is not healthy: %s. A change now could cost quorum: repair it first "
+            "(journalctl -u etcd on it, playbooks/status.yml), or let this run restart it: "
+            "-e '{\"etcd_repair_members\": [\"%s\"]}'"
+            % (name, member.get("endpoint") or "no endpoint", "; ".join(member.get("errors") or ["no answer"]),
+               by_name.get(name, {}).get("host", name)))
+    for alarm in status.get("alarms") or []:
+        problems.append(
+            "the cluster holds a %s alarm (member %s): etcd refuses writes until it is dealt with, and no "
+            "restart would pass its health gate; for NOSPACE compact, defragment and disarm it (README, "
+            "Refusals) before changing anything" % (alarm.get("alarm"), alarm.get("member") or alarm.get("member_id_hex")))
+    return problems
+
+
 def port_problems(named_ports: Mapping[str, Any]) -> list[str]:
     """Each port variable a TCP port of its own: {variable name: value} -> problems."""
     problems: list[str] = []

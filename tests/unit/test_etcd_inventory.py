@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_inventory import (directory_problems, health_problems, port_problems,
                                                                           preflight_report)
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_inventory as inventory
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_plan import rolling_order
 
 
@@ -215,3 +216,38 @@ def test_a_change_to_a_cluster_with_a_member_down_is_refused_unless_that_member_
     assert health_problems(members, ["h2"]) == [] and health_problems(members, ["m2"]) == []
     fresh = [dict(m, initialized=False, service_active=False) for m in members]
     assert health_problems(fresh) == []  # a new cluster has nothing running yet
+
+
+def _status(**m2):
+    members = [
+        {"name": "m1", "endpoint": "https://10.0.0.1:2379", "healthy": True, "is_learner": False, "errors": []},
+        dict({"name": "m2", "endpoint": "https://10.0.0.2:2379", "healthy": False, "is_learner": False,
+              "errors": ["etcdserver: no leader"]}, **m2),
+    ]
+    return {"members": members, "alarms": []}
+
+
+FACTS = [{"host": "h1", "name": "m1", "service_active": True}, {"host": "h2", "name": "m2", "service_active": True}]
+
+
+def test_a_running_but_unhealthy_member_is_named_with_its_error_and_the_repair_switch():
+    problems = inventory.status_problems(_status(), FACTS)
+    assert len(problems) == 1
+    assert "member m2 (https://10.0.0.2:2379) runs but is not healthy: etcdserver: no leader" in problems[0]
+    assert '"etcd_repair_members": ["h2"]' in problems[0]
+    assert inventory.status_problems(_status(), FACTS, ["h2"]) == []
+    assert inventory.status_problems(_status(), FACTS, ["m2"]) == []
+
+
+def test_status_leaves_stopped_members_and_learners_to_their_own_checks():
+    stopped = [FACTS[0], dict(FACTS[1], service_active=False)]
+    assert inventory.status_problems(_status(), stopped) == []
+    assert inventory.status_problems(_status(is_learner=True), FACTS) == []
+    assert inventory.status_problems({}, FACTS) == []
+
+
+def test_an_alarm_is_refused_with_what_to_do():
+    status = _status(healthy=True)
+    status["alarms"] = [{"member_id_hex": "1a", "member": "m1", "alarm": "NOSPACE"}]
+    problems = inventory.status_problems(status, FACTS)
+    assert len(problems) == 1 and "NOSPACE alarm (member m1)" in problems[0] and "disarm" in problems[0]

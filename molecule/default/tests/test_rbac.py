@@ -36,7 +36,7 @@ def as_app(name: str, args: str) -> subprocess.CompletedProcess:
 def app_certificates(tmp_path_factory):
     for name in APPS:
         issued = run_site(tmp_path_factory.mktemp(name), ALL, "-e", "etcd_client_name=" + name,
-                          "-e", "etcd_client_host=m2", playbook="client-cert")
+                          "-e", "etcd_client_host=m2", playbook="client_cert")
         assert issued.returncode == 0, (issued.stdout + issued.stderr)[-3000:]
     return APPS
 
@@ -48,7 +48,7 @@ def test_authentication_is_on():
 def test_client_cert_playbook_refuses_the_admin_identity_and_changes_nothing(tmp_path):
     before = harness.ssh("m2", "sudo ls -R /etc/etcd-client 2>&1", check=False).stdout
     refused = run_site(tmp_path, ALL, "-e", "etcd_client_name=root", "-e", "etcd_client_host=m2",
-                       playbook="client-cert")
+                       playbook="client_cert")
     output = " ".join((refused.stdout + refused.stderr).split())
     assert refused.returncode != 0
     assert "etcd_client_name 'root' must name an application declared in etcd_rbac_applications" in output

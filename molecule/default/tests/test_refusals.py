@@ -159,3 +159,23 @@ def test_a_cluster_with_a_member_down_is_refused_until_a_run_repairs_that_member
         deadline = time.time() + 120
         while not cluster_healthy("m1") and time.time() < deadline:
             time.sleep(2)
+
+
+def test_a_member_that_runs_but_does_not_answer_is_refused_by_name(tmp_path):
+    """Service state says active; only asking the cluster shows m3 is frozen."""
+    ssh("m3", "sudo systemctl kill --signal=SIGSTOP etcd")
+    try:
+        before, pki_before = snapshot(), controller_pki()
+        refused = run_site(tmp_path, ALL)
+        flat = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode != 0, flat[-3000:]
+        assert "member m3 (https://172.31.241.13:2379) runs but is not healthy" in flat, flat[-3000:]
+        assert '"etcd_repair_members": ["m3"]' in flat
+        assert not re.search(r"changed=[1-9]", refused.stdout)
+        assert snapshot() == before and controller_pki() == pki_before
+    finally:
+        ssh("m3", "sudo systemctl kill --signal=SIGCONT etcd", check=False)
+        deadline = time.time() + 120
+        while not cluster_healthy("m1") and time.time() < deadline:
+            time.sleep(2)
+    assert cluster_healthy("m1")
