@@ -121,3 +121,19 @@ def test_even_inventory_refused_before_any_host_changes(tmp_path):
     result = run_site(tmp_path, {"v1": {}, "v2": {}})
     assert result.returncode != 0 and "2 members is an even count" in result.stdout + result.stderr
     assert snapshot() == before
+
+
+def test_data_and_wal_named_as_one_device_behind_two_links_is_refused(tmp_path):
+    ssh("v1", "sudo ln -sfn /dev/nvme1n1 /dev/etcd-wal-alias")
+    try:
+        before = snapshot()
+        hosts = dict(WITH_V3_VOLUME, v1={"etcd_wal_device": "/dev/etcd-wal-alias"})
+        result = run_site(tmp_path, hosts)
+        flat = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode != 0
+        assert ("host 'v1' names the same device for data and WAL (/dev/nvme1n1 and /dev/etcd-wal-alias, "
+                "after resolving links)") in flat, flat[-3000:]
+        assert not re.search(r"changed=[1-9]", result.stdout)
+        assert snapshot() == before
+    finally:
+        ssh("v1", "sudo rm -f /dev/etcd-wal-alias", check=False)
