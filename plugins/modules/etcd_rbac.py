@@ -175,7 +175,7 @@ def auth_enabled(ctl: Etcdctl, endpoints: list, module: AnsibleModule) -> bool:
     for line in out.splitlines():
         if line.startswith("Authentication Status:"):
             return line.split(":", 1)[1].strip() == "true"
-    rc, out, err = ctl(endpoints, "--user=etcd-toolkit-auth-probe:-", "get", "--count-only", "etcd-toolkit-auth-probe")
+    rc, out, err = ctl(endpoints, "--user=etcd-toolkit-auth-probe:-", "get", "--keys-only", "etcd-toolkit-auth-probe")
     if rc == 0:
         return False
     if "authentication failed" in err or "invalid user ID or password" in err:
