@@ -42,7 +42,7 @@ def path_problems(current_versions: Sequence[str], target: str, auth_enabled: bo
     """
     tgt = parse_version(target)
     problems: List[str] = []
-    pending = sorted({str(v) for v in current_versions if str(v) != str(tgt)}, key=lambda v: parse_version(v))
+    pending = sorted({str(v) for v in current_versions if str(v) != str(tgt)}, key=parse_version)
     if len(pending) > 1:
         problems.append(
             "members run different versions (%s) besides the target %s: finish or undo the earlier upgrade "
