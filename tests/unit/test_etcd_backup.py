@@ -86,7 +86,7 @@ def write_snapshot(path: Path, body_size: int = 20480, corrupt: bool = False) ->
     body = os.urandom(body_size)
     trailer = hashlib.sha256(body).digest()
     if corrupt:
-        body = b"\0" + body[1:]
+        body = bytes([body[0] ^ 0xFF]) + body[1:]  # always differs (a random body may start with 0)
     path.write_bytes(body + trailer)
     return body + trailer
 
