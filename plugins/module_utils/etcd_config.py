@@ -55,7 +55,7 @@ def timing_problems(heartbeat_ms: int, election_ms: int) -> list[str]:
     return problems
 
 
-# Cipher suite names etcd accepts (its tlsutil table); ChaCha20 arrived in 3.5.
+# Cipher suite names etcd accepts for TLS 1.2 (Go's names, as its tlsutil table reads them).
 _CIPHERS_ECDSA = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
                   "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
                   "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA")
@@ -65,7 +65,11 @@ _CIPHERS_RSA = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES
                 "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_AES_128_GCM_SHA256",
                 "TLS_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
                 "TLS_RSA_WITH_AES_128_CBC_SHA256", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_RC4_128_SHA")
-_CHACHA = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256")
+# Both spellings start etcd 3.4.23 and 3.5.30 (checked with the binaries).
+_CHACHA = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+           "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305")
+# TLS 1.3 suites are always on in Go and cannot be chosen: listing them changes nothing.
+_TLS13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 
 
 def tls_problems(version_text: str, tls_min_version: str, cipher_suites: list[str], key_type: str) -> list[str]:
@@ -81,16 +85,20 @@ def tls_problems(version_text: str, tls_min_version: str, cipher_suites: list[st
     if suites and tls_min_version == "TLS1.3":
         problems.append("etcd_cipher_suites cannot be set with etcd_tls_min_version TLS1.3 (etcd refuses to start: "
                         "TLS 1.3 suites are not configurable): empty the list or use TLS1.2")
-    known = _CIPHERS_ECDSA + _CIPHERS_RSA + (_CHACHA if at_least(version, "3.5", 0) else ())
-    unknown = [c for c in suites if c not in known]
+    known = _CIPHERS_ECDSA + _CIPHERS_RSA + _CHACHA
+    tls13 = [c for c in suites if c in _TLS13]
+    if tls13:
+        problems.append("etcd_cipher_suites lists TLS 1.3 suites %s, which cannot be chosen (Go always enables "
+                        "them): remove them; the list only picks TLS 1.2 suites" % ", ".join(tls13))
+    unknown = [c for c in suites if c not in known and c not in _TLS13]
     if unknown:
-        problems.append("etcd_cipher_suites has names etcd %s does not know: %s (use Go's names, for example "
-                        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)" % (version, ", ".join(unknown)))
+        problems.append("etcd_cipher_suites has names etcd does not know: %s (use Go's names, for example "
+                        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)" % ", ".join(unknown))
     weak = [c for c in suites if "RC4" in c or "3DES" in c]
     if weak:
         problems.append("etcd_cipher_suites has broken ciphers %s: remove them" % ", ".join(weak))
     usable = [c for c in suites if ("_ECDSA_" in c) == (str(key_type).upper() == "ECC") and c in known]
-    if suites and not unknown and not usable:
+    if suites and not unknown and not tls13 and not usable:
         problems.append("etcd_cipher_suites has no suite for the %s keys the certificates use (etcd_pki_key_type): "
                         "every TLS handshake would fail; add an %s suite" % (key_type, "ECDSA" if str(key_type).upper() == "ECC" else "RSA"))
     return problems

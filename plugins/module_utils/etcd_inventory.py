@@ -194,9 +194,9 @@ def status_problems(status: Mapping[str, Any], members: Sequence[Mapping[str, An
         if member.get("healthy") or member.get("is_learner") or name in skip:
             continue
         problems.append(
-            "member %s (%s) runs but is not healthy: %s. A change now could cost quorum: repair it first "
-            "(journalctl -u etcd on it, playbooks/status.yml), or let this run restart it: "
-            "-e '{\"etcd_repair_members\": [\"%s\"]}'"
+            "member %s (%s) runs but is not healthy: %s. A change now could cost quorum: bring it back first "
+            "(on %s: journalctl -u etcd says why; systemctl restart etcd), check with playbooks/status.yml, "
+            "then run again"
             % (name, member.get("endpoint") or "no endpoint", "; ".join(member.get("errors") or ["no answer"]),
                by_name.get(name, {}).get("host", name)))
     for alarm in status.get("alarms") or []:

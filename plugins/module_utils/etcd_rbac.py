@@ -44,7 +44,7 @@ def _grants_of(entry: Mapping[str, Any]) -> List[Grant]:
 def application_problems(applications: Sequence[Mapping[str, Any]], reserved: Iterable[str]) -> List[str]:
     """etcd_rbac_applications entries that cannot be applied, each with its fix."""
     problems: List[str] = []
-    reserved = set(reserved)
+    reserved = set(reserved) | {"root"}
     seen = set()
     for index, entry in enumerate(applications or []):
         if not isinstance(entry, Mapping):
@@ -56,8 +56,8 @@ def application_problems(applications: Sequence[Mapping[str, Any]], reserved: It
             problems.append("%s: the name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
                             "or digit (it becomes the certificate CN, the etcd user and a file name)" % where)
         elif name in reserved:
-            problems.append("%s: %s is the toolkit's own identity (admin, backup or monitoring): pick another "
-                            "name for the application" % (where, name))
+            problems.append("%s: %s is the toolkit's own identity (admin, backup, monitoring, peer or a member): "
+                            "pick another name for the application" % (where, name))
         elif name in seen:
             problems.append("%s: the name is listed twice: merge the entries" % where)
         seen.add(name)
@@ -68,6 +68,10 @@ def application_problems(applications: Sequence[Mapping[str, Any]], reserved: It
             problems.append("%s: list at least one key prefix under prefixes (for example /registry/): "
                             "an application user without permissions can read nothing" % where)
             continue
+        keys = [g.key for g in _grants_of(entry)]
+        for key in sorted({k for k in keys if keys.count(k) > 1}):
+            problems.append("%s: prefix %r is listed more than once: keep one entry with the permission it needs"
+                            % (where, key))
         for grant in _grants_of(entry):
             if grant.key == "":
                 problems.append("%s: an empty prefix would give the whole keyspace: name the application's "
@@ -86,7 +90,8 @@ def desired_state(admin: str, backup: str, monitoring: str,
     so the backup identity holds it; monitoring reads /metrics, which RBAC does not guard,
     and gets no role at all.
     """
-    users: Dict[str, List[str]] = {admin: [ROOT_ROLE], backup: [ROOT_ROLE], monitoring: []}
+    # etcd enables auth only with a user literally named root holding the root role.
+    users: Dict[str, List[str]] = {"root": [ROOT_ROLE], admin: [ROOT_ROLE], backup: [ROOT_ROLE], monitoring: []}
     roles: Dict[str, List[Grant]] = {}
     for entry in applications or []:
         role = APP_ROLE_PREFIX + str(entry["name"])
@@ -130,6 +135,8 @@ def parse_role_grants(text: str) -> List[Tuple[str, str, Optional[str]]]:
         if not section or not line or not raw.startswith(("\t", " ")):
             continue
         match = _RANGE.match(line)
+        if line.startswith("[") and not match:
+            continue  # an open-ended range made by hand ('[k, <open ended>'): left alone, never revoked
         if match and match.group("prefix") is not None:
             ident: Tuple[str, Optional[str]] = (match.group("prefix"), "")
         elif match:

@@ -42,6 +42,13 @@ options:
     description: CN of the monitoring certificate; gets no role (C(/metrics) and C(/health) are outside RBAC).
     type: str
     required: true
+  reserved_names:
+    description:
+      - Other certificate CNs no application may take, such as the peer certificates' CN and the
+        member names (server certificates also carry clientAuth).
+    type: list
+    elements: str
+    default: []
   applications:
     description:
       - One entry per application; its certificate CN and etcd user are O(applications[].name),
@@ -113,6 +120,7 @@ def main() -> None:
             admin_user=dict(type="str", default="root"),
             backup_user=dict(type="str", required=True),
             monitoring_user=dict(type="str", required=True),
+            reserved_names=dict(type="list", elements="str", default=[]),
             applications=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),
                 prefixes=dict(type="list", elements="raw", required=True),
@@ -123,7 +131,7 @@ def main() -> None:
     )
     p = module.params
     endpoints = [e.strip() for e in p["endpoints"] if e and e.strip()]
-    reserved = (p["admin_user"], p["backup_user"], p["monitoring_user"])
+    reserved = [p["admin_user"], p["backup_user"], p["monitoring_user"], *p["reserved_names"]]
     problems = application_problems(p["applications"], reserved)
     if not endpoints:
         problems.append("endpoints must list at least one client URL")

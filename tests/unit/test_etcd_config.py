@@ -184,8 +184,8 @@ def test_peer_port_accepts_the_member_cn_only_where_the_file_can_say_so(version,
 
 @pytest.mark.parametrize("version, tls_min, suites, key_type, words", [
     ("3.5.30", "TLS1.3", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], "ECC", ["cannot be set with etcd_tls_min_version TLS1.3"]),
-    ("3.5.30", "TLS1.2", ["TLS_AES_128_GCM_SHA256"], "ECC", ["does not know: TLS_AES_128_GCM_SHA256"]),
-    ("3.4.23", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"], "ECC", ["etcd 3.4.23 does not know"]),
+    ("3.5.30", "TLS1.2", ["TLS_AES_128_GCM_SHA256"], "ECC", ["TLS 1.3 suites TLS_AES_128_GCM_SHA256, which cannot be chosen"]),
+    ("3.4.23", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM"], "ECC", ["does not know: TLS_ECDHE_ECDSA_WITH_AES_128_GCM"]),
     ("3.5.30", "TLS1.2", ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], "ECC", ["no suite for the ECC keys", "ECDSA suite"]),
     ("3.5.30", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_RC4_128_SHA"], "ECC", ["broken ciphers"]),
     ("3.5.1", "TLS1.3", [], "ECC", ["needs etcd 3.4.25+, 3.5.8+ or 3.6"]),
@@ -201,6 +201,8 @@ def test_tls_settings_etcd_refuses_are_caught(version, tls_min, suites, key_type
     ("3.5.30", "TLS1.3", [], "ECC"),
     ("3.5.30", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], "ECC"),
     ("3.5.30", "TLS1.2", ["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"], "RSA"),
+    ("3.4.23", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"], "ECC"),
+    ("3.4.23", "TLS1.2", ["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"], "ECC"),
 ])
 def test_good_tls_settings_pass(version, tls_min, suites, key_type):
     assert etcd_config.tls_problems(version, tls_min, suites, key_type) == []

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_rbac as r
 
-RESERVED = ("root", "etcd-backup", "etcd-prometheus")
+RESERVED = ("admin", "etcd-backup", "etcd-prometheus", "etcd-peer", "m1")
 APPS = [
     {"name": "inventory", "prefixes": ["/inventory/"]},
     {"name": "billing", "prefixes": ["/billing/", {"prefix": "/inventory/", "permission": "read"}]},
@@ -37,6 +37,9 @@ def test_declared_applications_pass():
     ([{"name": "a", "prefixes": [{"prefix": "/a/", "permission": "admin"}]}], "is not one of read, write, readwrite"),
     ([{"name": "a", "prefix": "/a/"}], "unknown keys prefix"),
     (["kube"], "must be a mapping"),
+    ([{"name": "a", "prefixes": ["/a/", {"prefix": "/a/", "permission": "read"}]}], "'/a/' is listed more than once"),
+    ([{"name": "etcd-peer", "prefixes": ["/x/"]}], "toolkit's own identity"),
+    ([{"name": "m1", "prefixes": ["/x/"]}], "toolkit's own identity"),
 ])
 def test_bad_applications_are_refused_with_a_fix(apps, words):
     problems = r.application_problems(apps, RESERVED)
@@ -47,6 +50,9 @@ def test_desired_state_gives_root_only_where_etcd_insists():
     desired = r.desired_state("root", "etcd-backup", "etcd-prometheus", APPS)
     assert desired["users"] == {"root": ["root"], "etcd-backup": ["root"], "etcd-prometheus": [],
                                 "inventory": ["app-inventory"], "billing": ["app-billing"]}
+    # etcd enables auth only with a user named root: it exists whatever the admin CN is.
+    assert r.desired_state("ops-admin", "b", "p", [])["users"]["root"] == ["root"]
+    assert r.desired_state("ops-admin", "b", "p", [])["users"]["ops-admin"] == ["root"]
     assert r.Grant("/inventory/", "read") in desired["roles"]["app-billing"]
 
 
@@ -54,6 +60,8 @@ def test_role_and_user_output_is_read():
     assert r.parse_role_grants(ROLE_GET) == [
         ("readwrite", "/billing/", ""), ("read", "/inventory/", ""), ("read", "/single", None), ("read", "a", "c")]
     assert r.parse_user_roles("User: a\nRoles: app-a root\n") == ["app-a", "root"]
+    # A range made by hand that etcdctl prints open-ended is never turned into a revoke.
+    assert r.parse_role_grants("Role x\nKV Read:\n\t[k, <open ended>\n") == []
     assert r.parse_user_roles("User: root\nRoles:\n") == []
 
 

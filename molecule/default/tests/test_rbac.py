@@ -55,6 +55,16 @@ def test_client_cert_playbook_refuses_the_admin_identity_and_changes_nothing(tmp
     assert harness.ssh("m2", "sudo ls -R /etc/etcd-client 2>&1", check=False).stdout == before
 
 
+def test_client_cert_playbook_refuses_an_application_named_like_a_toolkit_identity(tmp_path):
+    before = harness.ssh("m2", "sudo ls -R /etc/etcd-client 2>&1", check=False).stdout
+    refused = run_site(tmp_path, ALL, "-e", '{"etcd_rbac_applications": [{"name": "etcd-peer", "prefixes": ["/x/"]}]}',
+                       "-e", "etcd_client_name=etcd-peer", "-e", "etcd_client_host=m2", playbook="client_cert")
+    output = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0
+    assert "('etcd-peer'): etcd-peer is the toolkit's own identity" in output, output[-3000:]
+    assert harness.ssh("m2", "sudo ls -R /etc/etcd-client 2>&1", check=False).stdout == before
+
+
 def test_each_application_reaches_only_its_own_prefixes(app_certificates):
     assert as_app("inventory", "put /inventory/widgets 7").returncode == 0
     assert as_app("billing", "put /billing/invoice-1 paid").returncode == 0
@@ -103,12 +113,16 @@ def test_only_member_peer_certificates_are_taken_on_the_peer_port(identity, app_
     target = MEMBERS["m3"]
     curl = ("sudo curl -sS --http1.1 --max-time 10 --cacert {d}/ca.crt --cert {d}/{n}.crt --key {d}/{n}.key "
             "https://{t}:2380/version")
-    refused = harness.ssh(host, curl.format(d=folder, n=name, t=target), check=False)
-    assert refused.returncode != 0 and "etcdserver" not in refused.stdout, refused
-    # Positive control from the same host's member (or m1): a peer certificate is taken.
+    # Controls: from the same host the same certificate is taken on the client port (files,
+    # network and curl are fine), and a member's peer certificate is taken on the peer port.
+    client = harness.ssh(host, curl.format(d=folder, n=name, t=target).replace(":2380/", ":2379/"), check=False)
+    assert client.returncode == 0 and '"etcdserver"' in client.stdout, client
     peer_host = host if host in MEMBERS else "m1"
     accepted = harness.ssh(peer_host, curl.format(d="/etc/etcd/pki", n="peer", t=target), check=False)
     assert accepted.returncode == 0 and '"etcdserver"' in accepted.stdout, accepted
+    refused = harness.ssh(host, curl.format(d=folder, n=name, t=target), check=False)
+    # 35/55/56: the TLS handshake or its first read failed (the server refused the certificate).
+    assert refused.returncode in (35, 55, 56) and "etcdserver" not in refused.stdout, refused
 
 
 def test_peer_certificates_carry_the_shared_member_cn():
