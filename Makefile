@@ -10,14 +10,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 ETCD_VERSION    ?= 3.5.30
 MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
 LAB_INVENTORY   ?= inventories/lab/hosts.yml
-MOLECULE_SCENARIOS ?= default volumes
+MOLECULE_SCENARIOS ?= default volumes upgrade
 # The artifact `ansible-galaxy collection build` makes, and where `make collection` installs it.
 COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := .cache/dist/controlplane-etcd-$(COLLECTION_VERSION).tar.gz
 COLLECTION_INSTALL := .cache/collection-install
 
 .PHONY: help venv engine image mirror tools setup hosts lab status lab-destroy dist collection lint sanity unit rules \
-	molecule molecule-default molecule-volumes test bench bench-cross-az bench-backup
+	molecule molecule-default molecule-volumes molecule-upgrade test bench bench-cross-az bench-backup bench-upgrade
 
 help:
 	@echo "make lab          local 3-member etcd lab plus Prometheus, over SSH (sets everything up)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench        provisioning benchmark (cold and re-run)"
 	@echo "make bench-cross-az  leader changes on a bad 40 ms link (stalls of 1-2.5 s): default vs computed timeouts"
 	@echo "make bench-backup    snapshot time of a ~1 GiB database; write p99 with and without a snapshot running"
+	@echo "make bench-upgrade   3.5.16 -> 3.5.30 under a writer: upgrade.yml against a naive restart loop"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +106,10 @@ molecule-volumes: venv mirror image collection
 	  molecule test -s volumes || { rc=$$?; lab/loopdevs.sh down; exit $$rc; }
 	lab/loopdevs.sh down
 
+# Rolling upgrades under a writer: 3.4.23 -> 3.5.30 and 3.5.16 -> 3.5.30.
+molecule-upgrade: venv mirror image
+	molecule test -s upgrade
+
 # Every stage in order, then a table of the time each took.
 test:
 	tests/stages.sh setup lint sanity unit rules $(addprefix molecule-,$(MOLECULE_SCENARIOS))
@@ -117,3 +122,6 @@ bench-cross-az: venv mirror hosts
 
 bench-backup: venv mirror hosts
 	bench/backup.sh
+
+bench-upgrade: venv mirror hosts
+	bench/upgrade.sh

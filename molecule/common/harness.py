@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Dict, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import yaml
 
@@ -98,12 +99,21 @@ def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str
 
     The collection is whichever copy the scenario's ANSIBLE_COLLECTIONS_PATH holds (the
     checkout, or the installed artifact), exactly as an operator would run it.
+    """
+    argv, env = playbook_command(tmp_path, hosts, *extra, playbook=playbook)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env, cwd=str(PROJECT))
+
+
+def playbook_command(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str,
+                     playbook: str = "site") -> Tuple[List[str], Dict[str, str]]:
+    """(argv, environment) of run_site's ansible-playbook run, for a test that watches it live.
 
     Per-host overrides are merged into copies of the scenario's host_vars files (host_vars
     files beat variables written inline in an inventory, so they must go there).
     """
-    inventory = tmp_path / "inventory"
-    (inventory / "host_vars").mkdir(parents=True)
+    # A folder per run: a test may run several playbooks.
+    inventory = Path(tempfile.mkdtemp(prefix="inventory-", dir=str(tmp_path)))
+    (inventory / "host_vars").mkdir()
     lines = ["all:", "  children:", "    etcd:", "      hosts:"]
     for host, overrides in hosts.items():
         lines.append("        %s: {}" % host)
@@ -114,9 +124,6 @@ def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str
     (inventory / "hosts.yml").write_text("\n".join(lines) + "\n")
     (inventory / "group_vars").symlink_to(INVENTORY / "group_vars")
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), "--private-key", str(KEY), "controlplane.etcd." + playbook,
-         *extra],
-        capture_output=True, text=True, timeout=900, env=env, cwd=str(PROJECT),
-    )
+               ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
+    return (["ansible-playbook", "-i", str(inventory), "--private-key", str(KEY), "controlplane.etcd." + playbook,
+             *extra], env)

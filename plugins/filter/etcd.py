@@ -62,10 +62,10 @@ def etcd_version_facts(version: Any) -> dict[str, Any]:
 
 def etcd_preflight_report(members: Sequence[Mapping[str, Any]], allow_even: bool = False,
                           group: str = "etcd", quota_bytes: Any = 0, require_clock_sync: bool = True,
-                          ports: Sequence[Any] = (2379, 2380)) -> dict[str, list[str]]:
+                          ports: Sequence[Any] = (2379, 2380), upgrade: bool = False) -> dict[str, list[str]]:
     return etcd_inventory.preflight_report(
         members, allow_even=allow_even, group=group, quota_bytes=int(quota_bytes or 0),
-        require_clock_sync=bool(require_clock_sync), ports=[int(p) for p in ports],
+        require_clock_sync=bool(require_clock_sync), ports=[int(p) for p in ports], upgrade=bool(upgrade),
     )
 
 

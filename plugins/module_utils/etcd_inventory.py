@@ -285,12 +285,15 @@ def host_report(
 def preflight_report(
     members: Sequence[Mapping[str, Any]], allow_even: bool = False, group: str = "etcd",
     quota_bytes: int = 0, require_clock_sync: bool = True, ports: Sequence[int] = (2379, 2380),
+    upgrade: bool = False,
 ) -> dict[str, list[str]]:
     """Inventory rules plus per-member version, architecture and state checks.
 
     Each member dict may also carry: version, arch (ansible_architecture or a
     release arch), installed_version ('' when etcd is absent), initialized
     (the data dir already holds a member).
+    upgrade: the upgrade playbook's run, where a running member's version may change (its path
+    rules are etcd_upgrade's) but every member must already run.
     """
     report = inventory_problems(members, allow_even=allow_even, group=group)
     problems, warnings = report["problems"], report["warnings"]
@@ -315,7 +318,11 @@ def preflight_report(
             )
         installed = str(member.get("installed_version") or "")
         wanted = str(member.get("version"))
-        if installed and installed != wanted and not version_problem(wanted):
+        if upgrade and str(member.get("service_active")).lower() in ("false", "0", "none", ""):
+            problems.append(
+                "host '%s' does not run etcd: an upgrade starts from a running, healthy cluster; start it "
+                "(systemctl start etcd) or provision it with playbooks/site.yml first" % member.get("name"))
+        if installed and installed != wanted and not version_problem(wanted) and not upgrade:
             problems.append(
                 "host '%s' already runs etcd %s but etcd_version is %s: provisioning never changes "
                 "the version of a running member; set etcd_version: \"%s\" (or use the upgrade playbook)"

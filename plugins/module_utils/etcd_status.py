@@ -713,6 +713,51 @@ def collect(ctl: Etcdctl, endpoints: Sequence[str]) -> ClusterStatus:
     return build_cluster_status(member_list, probes, list_error)
 
 
+def probe_auth(ctl: Etcdctl, endpoints: Sequence[str]) -> Tuple[Optional[bool], str]:
+    """Whether etcd authentication is on: (True/False, "") or (None, why it could not be told).
+
+    `auth status` where etcdctl has it (3.5+); else (3.4) a login with a made-up user, which
+    only fails when auth is on. Read-only either way.
+    """
+    rc, out, err = ctl(endpoints, "auth", "status")
+    for line in out.splitlines():
+        if line.startswith("Authentication Status:"):
+            return line.split(":", 1)[1].strip() == "true", ""
+    rc, out, err = ctl(endpoints, "--user=etcd-toolkit-auth-probe:-", "get", "--keys-only", "etcd-toolkit-auth-probe")
+    if rc == 0:
+        return False, ""
+    if "authentication failed" in err or "invalid user ID or password" in err:
+        return True, ""
+    return None, command_error(rc, out, err)
+
+
+def parse_version_document(text: str) -> Tuple[str, str]:
+    """(server, cluster) versions from a member's /version JSON; cluster is "not_decided" early on."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return "", ""
+    if not isinstance(doc, dict):
+        return "", ""
+    return str(doc.get("etcdserver") or ""), str(doc.get("etcdcluster") or "")
+
+
+def read_cluster_version(url: str, cacert: Optional[str], cert: Optional[str], key: Optional[str],
+                         timeout: float = 5.0) -> Tuple[str, str]:
+    """GET <client URL>/version over mutual TLS: (cluster version, error)."""
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=cacert) if cacert else ssl.create_default_context()
+    if cert:
+        context.load_cert_chain(cert, key)
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/version", timeout=timeout, context=context) as answer:
+            return parse_version_document(answer.read().decode("utf-8", "replace"))[1], ""
+    except (OSError, ValueError) as e:
+        return "", str(e)
+
+
 # --- the status table (filter controlplane.etcd.etcd_status_table, status playbook) ---
 
 COLUMNS = ("NAME", "ENDPOINT", "ID", "VERSION", "LEADER", "LEARNER", "HEALTHY",

@@ -15,8 +15,10 @@ Upstream's rules (etcd website, content/en/docs/v3.6/upgrades/):
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Mapping, Sequence
+import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import collect, parse_endpoint_status
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import Version, parse_version
 
 MIN_35_PATCH_FOR_36 = 32
@@ -87,3 +89,124 @@ def removed_keys(config: Mapping[str, object], target_keys: Iterable[str]) -> Li
         if key.endswith("-transport-security") and isinstance(value, Mapping):
             missing.extend("%s.%s" % (key, inner) for inner in value if inner not in known)
     return sorted(missing)
+
+
+# Configuration keys a minor release removed (etcd refuses to start with an unknown key).
+# Taken from the release's own key lists (tests/reference/etcd-flags/config-file-keys-*.txt,
+# checked by the unit tests): 3.4.23 -> 3.5.33 and 3.5.33 -> 3.6.0.
+REMOVED_KEYS = {
+    "3.5": ("debug", "experimental-backend-bbolt-freelist-type", "log-output", "log-package-levels"),
+    "3.6": ("enable-v2", "experimental-enable-v2v3"),
+}
+
+
+def extra_key_problems(extra: Mapping[str, object], target: str) -> List[str]:
+    """etcd_config_extra keys the target release removed (the roles render only keys it knows)."""
+    gone = REMOVED_KEYS.get(parse_version(target).minor_line, ())
+    found = sorted(k for k in (extra or {}) if k in gone)
+    if not found:
+        return []
+    return ["etcd_config_extra has %s, which etcd %s removed (it would not start): drop %s from "
+            "etcd_config_extra before upgrading" % (", ".join(found), target, "them" if len(found) > 1 else "it")]
+
+
+def plan(hosts: Sequence[str], names: Mapping[str, str], status: Mapping[str, Any], target: str) -> Dict[str, Any]:
+    """Who is upgraded in which order: followers first, the leader last, members on the target skipped.
+
+    hosts: inventory order; names: host -> member name; status: etcd_status's status.
+    """
+    by_name = {m.get("name"): m for m in status.get("members") or []}
+    leader = (status.get("leader") or {}).get("name")
+    leader_host = next((h for h in hosts if names.get(h) == leader), "")
+    done = [h for h in hosts if str((by_name.get(names.get(h)) or {}).get("version")) == str(target)]
+    todo = [h for h in hosts if h not in done]
+    order = [h for h in todo if h != leader_host] + [h for h in todo if h == leader_host]
+    voters = int(status.get("voting_members") or 0)
+    quorum = int(status.get("quorum") or 0)
+    return {
+        "order": order,
+        "skipped": done,
+        "leader": leader_host,
+        # The leader hands over only once a member runs the target: the first follower done.
+        "leader_moves": bool(leader_host) and leader_host in order and len(hosts) > 1,
+        "quorum_margin": max(voters - quorum, 0),
+        "voters": voters,
+        "quorum": quorum,
+    }
+
+
+def member_check(status: Mapping[str, Any], name: str, applied_before: int, version: str) -> List[str]:
+    """What still keeps a just-restarted member from counting as done (empty: done).
+
+    It must be healthy, have applied at least every entry the leader had applied before it
+    went down, run ``version`` (when given), and the cluster must have a leader.
+    """
+    member = next((m for m in status.get("members") or [] if m.get("name") == name), None)
+    if member is None:
+        return ["%s is not in the member list" % name]
+    failed = []
+    if not member.get("healthy"):
+        failed.append("%s is not healthy (%s)" % (name, "; ".join(member.get("errors") or ["no answer"])))
+    applied = int(member.get("raft_applied_index") or 0)
+    if applied < int(applied_before or 0):
+        failed.append("%s has applied index %d, behind the %d the leader had applied before it restarted"
+                      % (name, applied, int(applied_before or 0)))
+    if version and member.get("reachable") and str(member.get("version")) != str(version):
+        failed.append("%s reports version %s, not %s" % (name, member.get("version") or "?", version))
+    if not status.get("leader"):
+        failed.append("the cluster has no leader")
+    return failed
+
+
+def rollback_allowed(previous: str, target: str, cluster_version: str) -> bool:
+    """Whether a member that failed on the target may go back to the previous binary.
+
+    A patch release keeps the data format. Across a minor step, a member's data stays in the
+    old format while the cluster version is still the old minor (the cluster version moves up
+    only once every member runs the new release; etcd's downgrade relies on the same rule).
+    """
+    prev, tgt = parse_version(previous), parse_version(target)
+    if prev.minor_line == tgt.minor_line:
+        return True
+    return str(cluster_version or "").startswith(prev.minor_line + ".")
+
+
+def wait_for_member(ctl: Any, endpoints: Sequence[str], name: str, applied_before: int, version: str,
+                    timeout: float, clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep, interval: float = 0.2) -> Dict[str, Any]:
+    """Poll until member_check passes or timeout: the restarted member's turn is over.
+
+    Between full status reads, one `endpoint status` over every endpoint (a single etcdctl
+    call) shows whether any member knows a leader, so the longest stretch without one is
+    measured to a fraction of a second: no leader means no write can commit.
+    Returns {done, seconds, longest_leaderless_seconds, failed, status}.
+    """
+    start = clock()
+    leaderless_since: Optional[float] = None
+    longest = 0.0
+    failed: List[str] = ["not checked yet"]
+    status: Dict[str, Any] = {}
+    while True:
+        now = clock()
+        _rc, out, _err = ctl(list(endpoints), "endpoint", "status", "-w", "json")
+        led = any(s.leader for s in parse_endpoint_status(out))
+        if led and leaderless_since is not None:
+            longest = max(longest, now - leaderless_since)
+            leaderless_since = None
+        elif not led and leaderless_since is None:
+            leaderless_since = now
+        if led:
+            status = collect(ctl, endpoints).to_dict()
+            failed = member_check(status, name, applied_before, version)
+            if not failed:
+                break
+        else:
+            failed = ["no member knows a leader (no write can commit)"]
+        if clock() - start >= timeout:
+            break
+        sleep(interval)
+    end = clock()
+    if leaderless_since is not None:
+        longest = max(longest, end - leaderless_since)
+    return {"done": not failed, "seconds": round(end - start, 2),
+            "longest_leaderless_seconds": round(longest, 2), "failed": failed, "status": status}

@@ -109,7 +109,8 @@ from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_rbac import
     parse_user_roles,
 )
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_rbac import plan as rbac_plan
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import Etcdctl, client_argument_spec, command_error
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import (
+    Etcdctl, client_argument_spec, command_error, probe_auth)
 
 
 def main() -> None:
@@ -178,18 +179,10 @@ def main() -> None:
 
 
 def auth_enabled(ctl: Etcdctl, endpoints: list, module: AnsibleModule) -> bool:
-    """`auth status` where etcdctl has it (3.5+); else a password login that fails only with auth on."""
-    rc, out, err = ctl(endpoints, "auth", "status")
-    for line in out.splitlines():
-        if line.startswith("Authentication Status:"):
-            return line.split(":", 1)[1].strip() == "true"
-    rc, out, err = ctl(endpoints, "--user=etcd-toolkit-auth-probe:-", "get", "--keys-only", "etcd-toolkit-auth-probe")
-    if rc == 0:
-        return False
-    if "authentication failed" in err or "invalid user ID or password" in err:
-        return True
-    module.fail_json(msg="could not tell whether etcd authentication is on: %s" % command_error(rc, out, err))
-    return False
+    enabled, error = probe_auth(ctl, endpoints)
+    if enabled is None:
+        module.fail_json(msg="could not tell whether etcd authentication is on: %s" % error)
+    return bool(enabled)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,35 @@ options:
       - The status is still returned with the failure.
     type: bool
     default: false
+  details:
+    description:
+      - Also read the cluster version (C(/version) of the leader, over the same TLS client
+        certificate) and whether authentication is on (C(auth status), or on etcdctl 3.4 a
+        login with a made-up user that fails only when auth is on). Both are read-only.
+      - Upgrades use them; plain status calls skip the extra round trips.
+    type: bool
+    default: false
+  wait_member:
+    description:
+      - Name of a member that was just restarted. The module then polls until that member is
+        healthy, has applied at least O(wait_applied_index), runs O(wait_version) (when given),
+        and the cluster has a leader; or fails after O(wait_timeout) seconds naming the checks
+        that still fail.
+      - Between full reads one C(endpoint status) over every endpoint measures the longest
+        stretch in which no member knew a leader (RV(wait.longest_leaderless_seconds)).
+    type: str
+  wait_applied_index:
+    description: Raft applied index the member must reach (the leader's before the restart).
+    type: int
+    default: 0
+  wait_version:
+    description: Server version the member must report (empty - any).
+    type: str
+    default: ""
+  wait_timeout:
+    description: Seconds to wait for O(wait_member).
+    type: int
+    default: 120
 notes:
   - Member and cluster IDs are returned as lowercase hex, the form C(etcdctl member remove),
     C(member promote) and C(move-leader) take.
@@ -213,22 +242,55 @@ status:
       description: Active alarms (member_id_hex, member, alarm such as NOSPACE or CORRUPT).
       type: list
       elements: dict
+    cluster_version:
+      description:
+        - The cluster version (C(etcdcluster) of C(/version)), for example V(3.5.0); with O(details) only.
+        - Empty when it could not be read, V(not_decided) right after bootstrap.
+      type: str
+      returned: when O(details=true)
+    auth_enabled:
+      description: Whether etcd authentication is on; null when it could not be told. With O(details) only.
+      type: bool
+      returned: when O(details=true)
     problems:
       description: Plain-English findings, empty when all is well.
       type: list
       elements: str
       sample: ["member m3 (https://10.0.0.3:2379) unreachable: context deadline exceeded (connect: connection refused)"]
+wait:
+  description: With O(wait_member) - how the wait went.
+  returned: when O(wait_member) is set
+  type: dict
+  contains:
+    done:
+      description: Every check passed.
+      type: bool
+    seconds:
+      description: Time waited.
+      type: float
+    longest_leaderless_seconds:
+      description: Longest stretch in which no member knew a leader (about 0.3 s resolution).
+      type: float
+    failed:
+      description: The checks still failing at the end (empty when done).
+      type: list
+      elements: str
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import Etcdctl, client_argument_spec, collect
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import (
+    Etcdctl, client_argument_spec, collect, probe_auth, read_cluster_version)
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_upgrade import wait_for_member
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(client_argument_spec(), fail_on_unhealthy=dict(type="bool", default=False)),
+        argument_spec=dict(client_argument_spec(), fail_on_unhealthy=dict(type="bool", default=False),
+                           details=dict(type="bool", default=False), wait_member=dict(type="str"),
+                           wait_applied_index=dict(type="int", default=0), wait_version=dict(type="str", default=""),
+                           wait_timeout=dict(type="int", default=120)),
         required_together=[("cert", "key")],
         supports_check_mode=True,
     )
@@ -255,14 +317,33 @@ def main() -> None:
         dial_timeout=p["dial_timeout"],
         command_timeout=p["command_timeout"],
     )
-    status = collect(ctl, endpoints).to_dict()
+    wait = None
+    if p["wait_member"]:
+        wait = wait_for_member(ctl, endpoints, p["wait_member"], p["wait_applied_index"], p["wait_version"],
+                               p["wait_timeout"])
+        status = wait.pop("status") or collect(ctl, endpoints).to_dict()
+        if not wait["done"]:
+            module.fail_json(msg="%s did not pass its checks within %d s: %s" % (
+                p["wait_member"], p["wait_timeout"], "; ".join(wait["failed"])), status=status, wait=wait)
+    else:
+        status = collect(ctl, endpoints).to_dict()
+    if p["details"]:
+        leader = (status.get("leader") or {}).get("endpoint") or next(
+            (m["endpoint"] for m in status["members"] if m["reachable"]), "")
+        status["cluster_version"], version_error = (
+            read_cluster_version(leader, p["cacert"], p["cert"], p["key"]) if leader else ("", "no member answered"))
+        if version_error:
+            module.warn("could not read the cluster version from %s: %s" % (leader, version_error))
+        status["auth_enabled"], auth_error = probe_auth(ctl, endpoints)
+        if auth_error:
+            module.warn("could not tell whether authentication is on: %s" % auth_error)
     if p["fail_on_unhealthy"] and not status["healthy"]:
         module.fail_json(
             msg="etcd cluster is not healthy: " + "; ".join(status["problems"] or ["see status"]),
             changed=False,
             status=status,
         )
-    module.exit_json(changed=False, status=status)
+    module.exit_json(changed=False, status=status, **({"wait": wait} if wait else {}))
 
 
 if __name__ == "__main__":

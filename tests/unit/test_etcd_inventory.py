@@ -251,3 +251,34 @@ def test_an_alarm_is_refused_with_what_to_do():
     status["alarms"] = [{"member_id_hex": "1a", "member": "m1", "alarm": "NOSPACE"}]
     problems = inventory.status_problems(status, FACTS)
     assert len(problems) == 1 and "NOSPACE alarm (member m1)" in problems[0] and "disarm" in problems[0]
+
+
+def _running(**extra):
+    """Three members that hold data and run etcd 3.5.16 while etcd_version asks for 3.5.30."""
+    return [member(n, a, **dict({"installed_version": "3.5.16", "initialized": True, "service_active": True}, **extra))
+            for n, a in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3"))]
+
+
+def test_an_upgrade_may_change_the_version_of_running_members():
+    changing = "provisioning never changes the version"
+    assert preflight_report(_running(), upgrade=True) == {"problems": [], "warnings": []}
+    problems = preflight_report(_running())["problems"]
+    assert len(problems) == 3 and all(changing in p for p in problems)
+    assert problems[0].startswith("host 'a' already runs etcd 3.5.16 but etcd_version is 3.5.30")
+
+
+def test_an_upgrade_refuses_a_member_that_does_not_run():
+    members = _running()
+    members[1] = dict(members[1], service_active=False)
+    problems = preflight_report(members, upgrade=True)["problems"]
+    assert len(problems) == 1
+    assert problems[0].startswith("host 'b' does not run etcd: an upgrade starts from a running, healthy cluster")
+    assert not any("does not run etcd" in p for p in preflight_report(members)["problems"])
+
+
+@pytest.mark.parametrize("state", [None, "", "false", "False", 0])
+def test_an_upgrade_counts_an_unknown_or_false_service_state_as_not_running(state):
+    members = _running()
+    members[2] = dict(members[2], service_active=state)
+    problems = preflight_report(members, upgrade=True)["problems"]
+    assert [p.split(":")[0] for p in problems] == ["host 'c' does not run etcd"]

@@ -578,3 +578,64 @@ def test_e2e_ansible_module_against_real_cluster(tmp_path):
         assert any(p.startswith("member m3 ") for p in status["problems"])
     finally:
         lab.stop_all()
+
+
+# --------------------------------------------------------------------------
+# /version document and the auth probe
+# --------------------------------------------------------------------------
+
+def test_parse_version_document():
+    from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import parse_version_document
+
+    assert parse_version_document('{"etcdserver":"3.5.30","etcdcluster":"3.5.0"}') == ("3.5.30", "3.5.0")
+    assert parse_version_document('{"etcdserver":"3.5.30","etcdcluster":"not_decided"}') == ("3.5.30", "not_decided")
+    for garbage in ("", "404 page not found", "[1, 2]", '"3.5.30"', "null"):
+        assert parse_version_document(garbage) == ("", ""), garbage
+
+
+class FakeAuthCtl:
+    """ctl(endpoints, *args) answering `auth status` and the probe `get` with canned output."""
+
+    def __init__(self, auth_status: Tuple[int, str, str], probe_get: Tuple[int, str, str] = (0, "", "")) -> None:
+        self.answers = {"auth": auth_status, "get": probe_get}
+        self.calls: List[Tuple[List[str], Tuple[str, ...]]] = []
+
+    def __call__(self, endpoints, *args: str) -> Tuple[int, str, str]:
+        self.calls.append((list(endpoints), args))
+        return self.answers[next(a for a in args if not a.startswith("-"))]
+
+
+EPS = ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+NO_AUTH_STATUS = (1, "", 'Error: unknown command "status" for "etcdctl auth"\n'
+                         "Run 'etcdctl auth --help' for usage.\n")  # etcdctl 3.4
+
+
+@pytest.mark.parametrize("out, enabled", [("Authentication Status: true\nAuthRevision: 3\n", True),
+                                          ("Authentication Status: false\nAuthRevision: 1\n", False)])
+def test_probe_auth_reads_auth_status(out, enabled):
+    from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import probe_auth
+
+    ctl = FakeAuthCtl((0, out, ""))
+    assert probe_auth(ctl, EPS) == (enabled, "")
+    assert ctl.calls == [(EPS, ("auth", "status"))]  # no probe login needed
+
+
+def test_probe_auth_on_34_logs_in_with_a_made_up_user():
+    from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import probe_auth
+
+    refused = (1, "", "Error: etcdserver: authentication failed, invalid user ID or password\n")
+    ctl = FakeAuthCtl(NO_AUTH_STATUS, refused)
+    assert probe_auth(ctl, EPS) == (True, "")
+    endpoints, args = ctl.calls[1]
+    assert endpoints == EPS and args[0].startswith("--user=") and "get" in args
+    assert probe_auth(FakeAuthCtl(NO_AUTH_STATUS, (0, "", "")), EPS) == (False, "")
+
+
+def test_probe_auth_that_cannot_tell_says_why():
+    from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import probe_auth
+
+    ctl = FakeAuthCtl(NO_AUTH_STATUS, (1, "", "Error: context deadline exceeded\n"))
+    assert probe_auth(ctl, EPS) == (None, "context deadline exceeded")
+    ctl = FakeAuthCtl((1, "", "Error: open /etc/etcd/pki/admin.crt: permission denied\n"),
+                      (1, "", "Error: open /etc/etcd/pki/admin.crt: permission denied\n"))
+    assert probe_auth(ctl, EPS) == (None, "open /etc/etcd/pki/admin.crt: permission denied")

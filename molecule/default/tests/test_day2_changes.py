@@ -34,8 +34,8 @@ def test_setting_change_restarts_one_member_at_a_time_leader_last(tmp_path):
     assert "etcd_backup_dir /var/backups/etcd is on the same filesystem as the etcd data" in " ".join(output.split())
     assert restarted[-1] == leader, "leader %s should restart last, order was %s" % (leader, restarted)
     # Each restart is followed by a health gate before the next member is touched.
-    gates = re.findall(r"TASK \[controlplane\.etcd\.etcd_member : Wait for the cluster to be healthy again "
-                       r"after restarting (m\d)\]", output)
+    gates = re.findall(r"TASK \[controlplane\.etcd\.etcd_member : Wait until healthy, caught up and on the "
+                       r"wanted release: (m\d)\]", output)
     assert gates == restarted
     for member in MEMBERS:
         assert "log-level: debug" in ssh(member, "sudo cat /etc/etcd/etcd.conf.yml")
@@ -91,8 +91,8 @@ def test_a_setting_etcd_refuses_at_start_puts_the_first_member_back_and_stops(tm
     restarted = _restarted(output)
     assert len(restarted) == 1 and restarted[0] != leader, restarted
     first = restarted[0]
-    assert "%s (%s) did not come back healthy" % (first, first) in flat, flat[-3000:]
-    assert "It is back on its previous files" in flat and "the cluster is healthy" in flat
+    assert "%s (%s) did not pass its checks within 30 s" % (first, first) in flat, flat[-3000:]
+    assert "It is back on its previous release and files" in flat and "the cluster is healthy" in flat
     assert "cannot unmarshal string into Go struct field" in flat  # etcd's own message, from the journal
     for member in MEMBERS:
         assert ssh(member, "sudo sha256sum /etc/etcd/etcd.conf.yml") == configs[member], member

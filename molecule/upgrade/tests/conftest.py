@@ -1,0 +1,92 @@
+"""Shared helpers for the upgrade scenario: real members, a real etcd client library, no mocks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
+
+import harness  # noqa: E402
+
+MEMBERS = {"u1": "172.31.243.11", "u2": "172.31.243.12", "u3": "172.31.243.13"}
+harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory")
+WRITER = Path(__file__).resolve().parents[2] / "common" / "writer.py"
+ENDPOINTS = ",".join("https://%s:2379" % a for a in MEMBERS.values())
+
+
+def running_versions() -> Dict[str, str]:
+    """member -> the version its etcd reports now ('' when it does not answer)."""
+    versions = {}
+    for name, address in MEMBERS.items():
+        answer = harness.ssh(name, "sudo -i etcdctl --endpoints=https://%s:2379 endpoint status -w json" % address,
+                             check=False)
+        try:
+            versions[name] = json.loads(answer.stdout)[0]["Status"]["version"]
+        except (ValueError, LookupError):
+            versions[name] = ""
+    return versions
+
+
+def cluster_version() -> str:
+    answer = harness.ssh("u1", "sudo curl -sS --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/admin.crt "
+                               "--key /etc/etcd/pki/admin.key https://172.31.243.11:2379/version", check=False)
+    return json.loads(answer.stdout or "{}").get("etcdcluster", "")
+
+
+class Writer:
+    """writer.py in the background over every endpoint, as the application `writer`."""
+
+    def __init__(self, folder: Path, prefix: str) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.result = folder / "writer.json"
+        self.stop_file = folder / "writer.stop"
+        self.certs = self._fetch_certificate()
+        self.process: Optional[subprocess.Popen] = None
+
+    def _fetch_certificate(self) -> List[str]:
+        files = []
+        for name in ("ca.crt", "writer.crt", "writer.key"):
+            path = self.folder / name
+            path.write_text(harness.ssh("u1", "sudo cat /etc/etcd-client/writer/%s" % name).stdout)
+            path.chmod(0o600)
+            files.append(str(path))
+        return files
+
+    def _tls(self) -> List[str]:
+        ca, cert, key = self.certs
+        return ["--endpoints", ENDPOINTS, "--cacert", ca, "--cert", cert, "--key", key]
+
+    def start(self) -> "Writer":
+        self.process = subprocess.Popen(
+            [sys.executable, str(WRITER), "run", *self._tls(), "--prefix", self.prefix, "--rate", "50",
+             "--out", str(self.result), "--stop-file", str(self.stop_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(3)  # writing before anything is touched
+        assert self.process.poll() is None, self.process.communicate()[0]
+        return self
+
+    def acked(self) -> int:
+        return len(json.loads(self.result.read_text())["acked"]) if self.result.exists() else 0
+
+    def stop(self) -> dict:
+        self.stop_file.touch()
+        output, _ = self.process.communicate(timeout=60)
+        assert self.process.returncode == 0, output
+        return json.loads(self.result.read_text())
+
+    def verify(self) -> dict:
+        answer = subprocess.run([sys.executable, str(WRITER), "verify", *self._tls(), "--result", str(self.result)],
+                                capture_output=True, text=True, timeout=120)
+        report = json.loads(answer.stdout)
+        assert answer.returncode == 0, (report, answer.stderr)
+        return report
+
+
+def playbook_env() -> Dict[str, str]:
+    return dict(os.environ, PYTHONUNBUFFERED="1")
