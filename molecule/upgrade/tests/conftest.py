@@ -23,7 +23,7 @@ def running_versions() -> Dict[str, str]:
     """member -> the version its etcd reports now ('' when it does not answer)."""
     versions = {}
     for name, address in MEMBERS.items():
-        answer = harness.ssh(name, "sudo -i etcdctl --endpoints=https://%s:2379 endpoint status -w json" % address,
+        answer = harness.ssh(name, "sudo -i env -u ETCDCTL_ENDPOINTS etcdctl --endpoints=https://%s:2379 endpoint status -w json" % address,
                              check=False)
         try:
             versions[name] = json.loads(answer.stdout)[0]["Status"]["version"]
