@@ -745,16 +745,14 @@ def parse_version_document(text: str) -> Tuple[str, str]:
 def read_cluster_version(url: str, cacert: Optional[str], cert: Optional[str], key: Optional[str],
                          timeout: float = 5.0) -> Tuple[str, str]:
     """GET <client URL>/version over mutual TLS: (cluster version, error)."""
-    import ssl
-    import urllib.request
+    # Imported here: the backup job on members loads this file without Ansible installed.
+    from ansible.module_utils.urls import open_url
 
-    context = ssl.create_default_context(cafile=cacert) if cacert else ssl.create_default_context()
-    if cert:
-        context.load_cert_chain(cert, key)
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/version", timeout=timeout, context=context) as answer:
-            return parse_version_document(answer.read().decode("utf-8", "replace"))[1], ""
-    except (OSError, ValueError) as e:
+        answer = open_url(url.rstrip("/") + "/version", timeout=timeout, ca_path=cacert, client_cert=cert,
+                          client_key=key)
+        return parse_version_document(answer.read().decode("utf-8", "replace"))[1], ""
+    except Exception as e:  # noqa: BLE001 - any failure is reported, not raised
         return "", str(e)
 
 
