@@ -108,13 +108,14 @@ python - "$work" <<'PY'
 import json, sys
 from pathlib import Path
 work = Path(sys.argv[1])
-print("%-9s %15s %10s %17s %15s %10s" % ("", "failed writes", "lost acks", "longest stall ms", "leader changes", "total s"))
+print("%-9s %15s %10s %17s %8s %15s %10s" % ("", "failed writes", "lost acks", "longest stall ms", "p99 ms",
+                                            "leader changes", "total s"))
 for name in ("playbook", "naive"):
     run = json.loads((work / ("writer-%s.json" % name)).read_text())
     check = json.loads((work / ("verify-%s.json" % name)).read_text())
     changes = run.get("leader_changes")
-    print("%-9s %15d %10d %17.0f %15s %10.1f" % (
-        name, len(run["failures"]), check["missing_count"], run["longest_stall_ms"],
+    print("%-9s %15d %10d %17.0f %8.1f %15s %10.1f" % (
+        name, len(run["failures"]), check["missing_count"], run["longest_stall_ms"], run["latency_ms"]["p99"],
         "?" if changes is None else changes, float((work / ("seconds-" + name)).read_text())))
 print("(failed writes: attempts that failed and were retried on another member; lost acks: acknowledged"
       " writes missing afterwards; stall: longest time from a write's first attempt to its acknowledgement)")
