@@ -112,6 +112,7 @@ def playbook_command(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *ex
     files beat variables written inline in an inventory, so they must go there).
     """
     # A folder per run: a test may run several playbooks.
+    tmp_path.mkdir(parents=True, exist_ok=True)
     inventory = Path(tempfile.mkdtemp(prefix="inventory-", dir=str(tmp_path)))
     (inventory / "host_vars").mkdir()
     lines = ["all:", "  children:", "    etcd:", "      hosts:"]

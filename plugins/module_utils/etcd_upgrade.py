@@ -158,17 +158,19 @@ def member_check(status: Mapping[str, Any], name: str, applied_before: int, vers
     return failed
 
 
-def rollback_allowed(previous: str, target: str, cluster_version: str) -> bool:
+def rollback_allowed(previous: str, target: str, cluster_version: str, last: bool = False) -> bool:
     """Whether a member that failed on the target may go back to the previous binary.
 
     A patch release keeps the data format. Across a minor step, a member's data stays in the
     old format while the cluster version is still the old minor (the cluster version moves up
     only once every member runs the new release; etcd's downgrade relies on the same rule).
+    The last member (every other one on the target) may already have moved it up, and an
+    unknown cluster version proves nothing: no roll-back then.
     """
     prev, tgt = parse_version(previous), parse_version(target)
     if prev.minor_line == tgt.minor_line:
         return True
-    return str(cluster_version or "").startswith(prev.minor_line + ".")
+    return not last and str(cluster_version or "").startswith(prev.minor_line + ".")
 
 
 def wait_for_member(ctl: Any, endpoints: Sequence[str], name: str, applied_before: int, version: str,
@@ -210,3 +212,19 @@ def wait_for_member(ctl: Any, endpoints: Sequence[str], name: str, applied_befor
         longest = max(longest, end - leaderless_since)
     return {"done": not failed, "seconds": round(end - start, 2),
             "longest_leaderless_seconds": round(longest, 2), "failed": failed, "status": status}
+
+
+def membership_problems(status: Mapping[str, Any], names: Sequence[str], allow_downtime: bool = False) -> List[str]:
+    """An upgrade must reach every member, and keep quorum while one of them restarts."""
+    problems = []
+    listed = [str(m.get("name") or m.get("id_hex")) for m in status.get("members") or []]
+    strangers = [n for n in listed if n not in names]
+    if strangers:
+        problems.append("the cluster has members the inventory does not list (%s): add their hosts to the group, "
+                        "or the upgrade would leave them on the old release" % ", ".join(strangers))
+    voters = int(status.get("voting_members") or 0)
+    if voters and voters - int(status.get("quorum") or 0) < 1 and not allow_downtime:
+        problems.append("%d voting member(s) have no quorum margin: the cluster stops serving while each one "
+                        "restarts; grow it to 3 or 5 members first, or accept the downtime with "
+                        "etcd_upgrade_allow_downtime: true" % voters)
+    return problems

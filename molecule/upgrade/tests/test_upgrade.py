@@ -6,9 +6,13 @@ member killed half-way (the play stops, the cluster keeps serving, a re-run fini
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import MEMBERS, Writer, cluster_version, running_versions
 
@@ -79,10 +83,47 @@ def test_check_mode_prints_the_plan_and_changes_nothing(tmp_path):
     assert snapshot() == before
 
 
+# A systemd drop-in that refuses to start etcd from the 3.5.30 folder.
+REFUSE_3_5_30 = "[Service]\nExecStartPre=/bin/sh -c '! readlink /usr/local/bin/etcd | grep -q v3.5.30'\n"
+
+
+def _member_state(name: str) -> str:
+    """What a member runs and is configured with: any touch shows here."""
+    return ssh(name, "readlink /usr/local/bin/etcd; sudo sha256sum /etc/etcd/etcd.conf.yml; "
+                     "systemctl show -p MainPID --value etcd").stdout
+
+
+def test_a_member_that_fails_on_the_new_release_goes_back_and_the_play_stops(tmp_path):
+    # A unit that will not start etcd from the 3.5.30 folder: a failure no check can foresee.
+    dropin = "/etc/systemd/system/etcd.service.d/refuse-3.5.30.conf"
+    for name in MEMBERS:
+        ssh(name, "sudo mkdir -p %s && echo %s | base64 -d | sudo tee %s >/dev/null"
+            % (os.path.dirname(dropin), base64.b64encode(REFUSE_3_5_30.encode()).decode(), dropin))
+    before = {name: _member_state(name) for name in MEMBERS}
+    try:
+        failed = upgrade(tmp_path, "-e", "etcd_version=3.5.30")
+    finally:
+        for name in MEMBERS:
+            ssh(name, "sudo sh -c 'rm %s && systemctl daemon-reload'" % dropin)
+    output = flat(failed)
+    assert failed.returncode != 0, output[-3000:]
+    first = re.search(r"Restart etcd on (u\d)\]", output).group(1)
+    assert "%s (%s) did not pass its checks within 30 s" % (first, first) in output, output[-3000:]
+    assert "It is back on its previous release and files" in output and "and the cluster is healthy" in output
+    assert "/opt/etcd/v3.4.23/etcd" in ssh(first, "readlink /usr/local/bin/etcd").stdout
+    assert running_versions() == {name: "3.4.23" for name in MEMBERS}
+    # Only the first member took a turn; the others run and are configured exactly as before.
+    assert len(re.findall(r"Restart etcd on u\d\]", output)) == 1
+    for name in MEMBERS:
+        if name != first:
+            assert _member_state(name) == before[name], name
+
+
 def test_a_member_killed_half_way_stops_the_play_and_a_re_run_finishes(tmp_path):
     issue_writer_certificate(tmp_path)
     writer = Writer(tmp_path, "/writer/3.4-to-3.5/").start()
     argv, env = playbook_command(tmp_path, ALL, "-e", "etcd_version=3.5.30", playbook="upgrade")
+    before = {name: _member_state(name) for name in MEMBERS}
     play = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=str(PROJECT))
     lines, victim = [], None
@@ -110,11 +151,14 @@ def test_a_member_killed_half_way_stops_the_play_and_a_re_run_finishes(tmp_path)
         assert writer.acked() > acked
     finally:
         ssh(victim or "u1", "sudo systemctl start etcd")
+    # The play never touched the victim: same release, same files, back on 3.4.23.
+    assert _member_state(victim).splitlines()[:2] == before[victim].splitlines()[:2]
+    assert running_versions()[victim] == "3.4.23"
     finished = upgrade(tmp_path, "-e", "etcd_version=3.5.30")
     report = writer.stop()
     assert finished.returncode == 0, flat(finished)[-3000:]
     out = flat(finished)
-    assert "already on the target: %s" % first in out
+    assert "already on the target: %s;" % first in out
     assert set(running_versions().values()) == {"3.5.30"}
     assert cluster_version() == "3.5.0"
     checked = writer.verify()
@@ -147,11 +191,14 @@ def test_3_5_16_to_3_5_30_with_authentication_on_loses_no_write(tmp_path):
     report = writer.stop()
     output = flat(upgraded)
     assert upgraded.returncode == 0, output[-3000:]
-    assert re.search(r"Pre-upgrade snapshot: \S+/etcd-upgrade-\S+\.db \(sha256 [0-9a-f]{64}", output), output[-3000:]
+    taken = re.search(r"Pre-upgrade snapshot: (\S+/etcd-upgrade-\S+\.db) \(sha256 ([0-9a-f]{64})", output)
+    assert taken, output[-3000:]
+    assert output.index("Pre-upgrade snapshot:") < output.index("Restart etcd on")
+    assert hashlib.sha256(Path(taken.group(1)).read_bytes()).hexdigest() == taken.group(2)
     assert set(running_versions().values()) == {"3.5.30"}
     # The table: one row per member, and the former leader handed over before its turn.
-    rows = re.findall(r"(u\d) u\d 3\.5\.16 3\.5\.30 +[\d.]+ +[\d.]+ (yes|no)", output)
-    assert sorted(r[0] for r in rows) == ["u1", "u2", "u3"] and [r[1] for r in rows] == ["no", "no", "yes"], rows
+    rows = re.findall(r"(u\d) u\d 3\.5\.16 3\.5\.30 +[\d.]+ +(-|[\d.]+) +[\d.]+", output)
+    assert sorted(r[0] for r in rows) == ["u1", "u2", "u3"] and [r[1] != "-" for r in rows] == [False, False, True], rows
     checked = writer.verify()
     assert checked["missing_count"] == 0 and checked["present"] == len(report["acked"]) > 100, checked
     # Authentication stayed on: the writer cannot read outside its prefix.
