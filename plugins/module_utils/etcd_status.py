@@ -713,16 +713,20 @@ def collect(ctl: Etcdctl, endpoints: Sequence[str]) -> ClusterStatus:
     return build_cluster_status(member_list, probes, list_error)
 
 
-def probe_auth(ctl: Etcdctl, endpoints: Sequence[str]) -> Tuple[Optional[bool], str]:
+def probe_auth(ctl: Etcdctl, endpoints: Sequence[str], versions: Sequence[str] = ()) -> Tuple[Optional[bool], str]:
     """Whether etcd authentication is on: (True/False, "") or (None, why it could not be told).
 
-    `auth status` where etcdctl has it (3.5+); else (3.4) a login with a made-up user, which
-    only fails when auth is on. Read-only either way.
+    `auth status` where every member runs 3.5+; else a login with a made-up user, which only
+    fails when auth is on. Read-only either way. AuthStatus is a raft request in 3.5 that 3.4
+    cannot apply: sent through a 3.5 member to a 3.4 leader (half-way through a 3.4 -> 3.5
+    upgrade) it makes the 3.4 member panic ("not implemented", apply.go), so it is never sent
+    while any member runs 3.4 (seen here with 3.4.23 and 3.5.30).
     """
-    rc, out, err = ctl(endpoints, "auth", "status")
-    for line in out.splitlines():
-        if line.startswith("Authentication Status:"):
-            return line.split(":", 1)[1].strip() == "true", ""
+    if not versions or all(not str(v).startswith("3.4.") for v in versions):
+        rc, out, err = ctl(endpoints, "auth", "status")
+        for line in out.splitlines():
+            if line.startswith("Authentication Status:"):
+                return line.split(":", 1)[1].strip() == "true", ""
     rc, out, err = ctl(endpoints, "--user=etcd-toolkit-auth-probe:-", "get", "--keys-only", "etcd-toolkit-auth-probe")
     if rc == 0:
         return False, ""

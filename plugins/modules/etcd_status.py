@@ -334,7 +334,7 @@ def main() -> None:
             read_cluster_version(leader, p["cacert"], p["cert"], p["key"]) if leader else ("", "no member answered"))
         if version_error:
             module.warn("could not read the cluster version from %s: %s" % (leader, version_error))
-        status["auth_enabled"], auth_error = probe_auth(ctl, endpoints)
+        status["auth_enabled"], auth_error = probe_auth(ctl, endpoints, status["versions"])
         if auth_error:
             module.warn("could not tell whether authentication is on: %s" % auth_error)
     if p["fail_on_unhealthy"] and not status["healthy"]:

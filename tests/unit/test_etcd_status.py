@@ -639,3 +639,17 @@ def test_probe_auth_that_cannot_tell_says_why():
     ctl = FakeAuthCtl((1, "", "Error: open /etc/etcd/pki/admin.crt: permission denied\n"),
                       (1, "", "Error: open /etc/etcd/pki/admin.crt: permission denied\n"))
     assert probe_auth(ctl, EPS) == (None, "open /etc/etcd/pki/admin.crt: permission denied")
+
+
+def test_probe_auth_never_sends_auth_status_while_a_member_runs_3_4():
+    """AuthStatus through a 3.5 member to a 3.4 leader makes the 3.4 member panic (seen in the lab)."""
+    from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import probe_auth
+
+    refused = (1, "", "Error: etcdserver: authentication failed, invalid user ID or password\n")
+    # auth status would answer "false" here: it must not be asked at all.
+    ctl = FakeAuthCtl((0, "Authentication Status: false\n", ""), refused)
+    assert probe_auth(ctl, EPS, ["3.4.23", "3.5.30"]) == (True, "")
+    assert len(ctl.calls) == 1 and ctl.calls[0][1][0].startswith("--user=")
+    ctl = FakeAuthCtl((0, "Authentication Status: false\n", ""))
+    assert probe_auth(ctl, EPS, ["3.5.16", "3.5.30"]) == (False, "")
+    assert ctl.calls == [(EPS, ("auth", "status"))]
