@@ -1,6 +1,7 @@
 """Shared helpers for the upgrade scenario: real members, a real etcd client library, no mocks."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -67,9 +68,14 @@ class Writer:
             [sys.executable, str(WRITER), "run", *self._tls(), "--prefix", self.prefix, "--rate", "50",
              "--out", str(self.result), "--stop-file", str(self.stop_file)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        atexit.register(self._end)  # a failed test must not leave it writing
         time.sleep(3)  # writing before anything is touched
         assert self.process.poll() is None, self.process.communicate()[0]
         return self
+
+    def _end(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
 
     def acked(self) -> int:
         return len(json.loads(self.result.read_text())["acked"]) if self.result.exists() else 0

@@ -154,8 +154,10 @@ def test_a_member_killed_half_way_stops_the_play_and_a_re_run_finishes(tmp_path)
     # The play never touched the victim: same release, same files, back on 3.4.23.
     assert _member_state(victim).splitlines()[:2] == before[victim].splitlines()[:2]
     assert running_versions()[victim] == "3.4.23"
-    finished = upgrade(tmp_path, "-e", "etcd_version=3.5.30")
-    report = writer.stop()
+    try:
+        finished = upgrade(tmp_path, "-e", "etcd_version=3.5.30")
+    finally:
+        report = writer.stop()
     assert finished.returncode == 0, flat(finished)[-3000:]
     out = flat(finished)
     assert "already on the target: %s;" % first in out
@@ -187,8 +189,10 @@ def test_3_5_16_to_3_5_30_with_authentication_on_loses_no_write(tmp_path):
     assert set(running_versions().values()) == {"3.5.16"}
     issue_writer_certificate(tmp_path)
     writer = Writer(tmp_path, "/writer/3.5.16-to-3.5.30/").start()
-    upgraded = upgrade(tmp_path, "-e", "etcd_version=3.5.30", "-e", "etcd_rbac_enabled=true")
-    report = writer.stop()
+    try:
+        upgraded = upgrade(tmp_path, "-e", "etcd_version=3.5.30", "-e", "etcd_rbac_enabled=true")
+    finally:
+        report = writer.stop()
     output = flat(upgraded)
     assert upgraded.returncode == 0, output[-3000:]
     taken = re.search(r"Pre-upgrade snapshot: (\S+/etcd-upgrade-\S+\.db) \(sha256 ([0-9a-f]{64})", output)
