@@ -11,10 +11,14 @@ Upstream (etcd website, op-guide/recovery.md; etcd-operations.md section 3 here)
 """
 from __future__ import annotations
 
+import json
+import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+import shutil
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_backup import parse_snapshot_name
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_backup import (
+    fsync_dir, parse_snapshot_name, write_atomic)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import at_least, parse_version
 
 # recovery.md: 1'000'000'000 revisions cover a week-old snapshot below 1500 writes/s.
@@ -99,12 +103,205 @@ def plan(hosts: Sequence[str], members: Mapping[str, Mapping[str, str]], snapsho
     steps = []
     for host in hosts:
         m = members[host]
-        steps.append("%s: stop etcd; move %s%s aside (dated, same volume); %s snapshot restore as %s; start with "
-                     "the others" % (host, m["data_dir"], (" and " + m["wal_dir"]) if m.get("wal_dir") else "",
-                                     tool["binary"], m["name"]))
+        steps.append("%s: stop etcd; move %s/member%s aside (dated, same volume); %s snapshot restore as %s; start "
+                     "with the others" % (host, m["data_dir"].rstrip("/"), (" and " + m["wal_dir"]) if m.get("wal_dir") else "",
+                                          tool["binary"], m["name"]))
     warnings = []
     if bump_revision > 0 and not tool["bump"]:
         warnings.append("etcd %s cannot bump the revision on restore (needs 3.4.27+ or 3.5.10+): Kubernetes "
                         "watchers may keep stale caches; restart kube-apiserver after the restore" % version)
     return {"snapshot": dict(snapshot), "bump_revision": bump, "tool": tool["binary"], "steps": steps,
             "warnings": warnings}
+
+
+def confirm_problems(confirm: str, sha256: str) -> List[str]:
+    """A restore replaces the whole cluster's data: the operator names the snapshot's SHA-256
+    (its first 12 characters at least) on every run, so no run restores by accident."""
+    confirm = (confirm or "").strip().lower()
+    if len(confirm) >= 12 and sha256.startswith(confirm):
+        return []
+    told = ("etcd_restore_confirm=%s names another snapshot" % confirm) if confirm else "etcd_restore_confirm is not set"
+    return ["%s: a restore replaces the data of every member. Check the plan above, then run again with "
+            "-e etcd_restore_confirm=%s (the snapshot's SHA-256, 12 characters or more)" % (told, sha256[:12])]
+
+
+def latest_verified(names: Sequence[str], cluster: str) -> Optional[str]:
+    """The newest snapshot of this cluster that has its .sha256 beside it (a remote listing)."""
+    present = set(n.strip().rstrip("/") for n in names)
+    dated = [(parsed.taken, n) for n in present
+             for parsed in [parse_snapshot_name(n, cluster)] if parsed is not None and n + ".sha256" in present]
+    return max(dated)[1] if dated else None
+
+
+def verify_problems(expected_revision: int, expected_keys: int,
+                    readings: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """After the start: every member at the restored revision, one hashkv, the snapshot's keys.
+
+    readings: member name -> {revision (current), keys (count at expected_revision),
+    hash (hashkv at expected_revision)}; a member without a reading did not answer.
+    """
+    problems = []
+    for name, r in sorted(readings.items()):
+        if not r:
+            problems.append("%s did not answer after the start" % name)
+            continue
+        if int(r.get("revision", 0)) < expected_revision:
+            problems.append("%s is at revision %s, below the restored %d" % (name, r.get("revision"), expected_revision))
+        if int(r.get("keys", -1)) != expected_keys:
+            problems.append("%s holds %s keys at revision %d, the snapshot %d"
+                            % (name, r.get("keys"), expected_revision, expected_keys))
+    hashes = {str(r.get("hash")) for r in readings.values() if r}
+    if len(hashes) > 1:
+        problems.append("members disagree on hashkv at revision %d: %s" % (
+            expected_revision, ", ".join("%s=%s" % (n, r.get("hash")) for n, r in sorted(readings.items()) if r)))
+    return problems
+
+
+# --------------------------------------------------------------------------
+# One member's part, as a transaction that a re-run finishes
+# --------------------------------------------------------------------------
+# Phases, recorded in <state_dir>/<sha256[:16]>.json before each step acts, so a run killed
+# at any point resumes where it stopped:
+#   moving   -> old member folder (and WAL folder) renamed aside, dated, on the same volume
+#   aside    -> the snapshot restored into a scratch folder beside them (ours: redone freely)
+#   placing  -> the scratch output renamed into place
+#   restored -> done on this member; verified once the whole cluster was checked
+PHASES = ("moving", "aside", "placing", "restored", "verified")
+
+
+class RestoreError(Exception):
+    """A member's restore cannot go on; the message names what was found and the fix."""
+
+
+def state_path(state_dir: str, sha256: str) -> str:
+    return os.path.join(state_dir, "%s.json" % sha256[:16])
+
+
+def read_state(state_dir: str, sha256: str) -> Dict[str, Any]:
+    try:
+        with open(state_path(state_dir, sha256), encoding="utf-8") as f:
+            state = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise RestoreError("cannot read %s (%s): move it aside and run again"
+                           % (state_path(state_dir, sha256), e)) from e
+    if state.get("sha256") != sha256 or state.get("phase") not in PHASES:
+        raise RestoreError("%s does not belong to this restore: move it aside and run again"
+                           % state_path(state_dir, sha256))
+    return state
+
+
+def member_paths(data_dir: str, wal_dir: str, sha256: str, stamp: str) -> Dict[str, str]:
+    """Folders one member's restore touches. wal_dir is etcd's --wal-dir ('' = inside member/)."""
+    data_dir = data_dir.rstrip("/")
+    scratch = os.path.join(data_dir, ".restore-%s" % sha256[:16])
+    paths = {"member": os.path.join(data_dir, "member"), "scratch": scratch,
+             "scratch_member": os.path.join(scratch, "member"),
+             "member_aside": aside_path(os.path.join(data_dir, "member"), stamp)}
+    if wal_dir:
+        wal_dir = wal_dir.rstrip("/")
+        paths.update(wal=wal_dir, wal_aside=aside_path(wal_dir, stamp),
+                     scratch_wal=os.path.join(os.path.dirname(wal_dir), ".restore-%s-wal" % sha256[:16]))
+    return paths
+
+
+Runner = Callable[[List[str]], Tuple[int, str, str]]
+
+
+def restore_member(state_dir: str, sha256: str, stamp: str, data_dir: str, wal_dir: str,
+                   restore_command: Callable[[str, str], List[str]], run: Runner,
+                   own: Callable[[str], None], check_mode: bool = False) -> Dict[str, Any]:
+    """Move this member's old data aside and restore the snapshot in its place, resumably.
+
+    restore_command(data_dir, wal_dir) gives the argv restoring into those (scratch) folders;
+    own(path) hands a restored tree to etcd's account. Nothing but our own scratch output is
+    ever deleted. Returns {changed, phase, stamp, aside: [...], actions: [...]}.
+    """
+    state = read_state(state_dir, sha256)
+    stamp = state.get("stamp") or stamp
+    p = member_paths(data_dir, wal_dir, sha256, stamp)
+    actions: List[str] = []
+    result = {"changed": False, "stamp": stamp, "phase": state.get("phase", ""),
+              "aside": [p["member_aside"]] + ([p["wal_aside"]] if wal_dir else []), "actions": actions}
+    if state.get("phase") in ("restored", "verified"):
+        return result
+    if check_mode:
+        actions.append("move %s aside to %s, restore the snapshot, put it in place"
+                       % (" and ".join(x for x in (p["member"], p.get("wal")) if x), " and ".join(result["aside"])))
+        result["changed"] = True
+        return result
+
+    def record(phase: str) -> None:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        state.update(sha256=sha256, stamp=stamp, phase=phase, data_dir=data_dir, wal_dir=wal_dir,
+                     aside=result["aside"])
+        write_atomic(state_path(state_dir, sha256), json.dumps(state, sort_keys=True) + "\n", 0o600)
+        result["phase"] = phase
+        result["changed"] = True
+
+    if not state:
+        record("moving")
+    if state["phase"] == "moving":
+        for src, dst in ((p["member"], p["member_aside"]), (p.get("wal"), p.get("wal_aside"))):
+            if not src or not os.path.lexists(src):
+                continue
+            if os.path.lexists(dst):
+                raise RestoreError("both %s and %s exist: a folder appeared where the old data was moved from "
+                                   "(did etcd start?). Nothing was deleted; look at both, move the unwanted one "
+                                   "elsewhere, and run again" % (src, dst))
+            os.rename(src, dst)
+            fsync_dir(os.path.dirname(src))
+            actions.append("moved %s to %s" % (src, dst))
+        record("aside")
+    while state["phase"] in ("aside", "placing"):
+        if state["phase"] == "aside":
+            for scratch in (p["scratch"], p.get("scratch_wal")):
+                if scratch and os.path.lexists(scratch):
+                    shutil.rmtree(scratch)  # a killed earlier attempt's output, made from the snapshot
+            rc, out, err = run(restore_command(p["scratch"], p.get("scratch_wal", "")))
+            if rc != 0:
+                raise RestoreError("snapshot restore failed (rc %d): %s" % (rc, _last_line(err or out)))
+            for scratch in (p["scratch"], p.get("scratch_wal")):
+                if scratch:
+                    own(scratch)
+            actions.append("restored the snapshot into %s" % p["scratch"])
+            record("placing")
+        moves = [(p["scratch_member"], p["member"])]
+        if wal_dir:
+            moves.insert(0, (p["scratch_wal"], p["wal"]))
+        if all(not os.path.lexists(src) and not os.path.lexists(dst) for src, dst in moves):
+            record("aside")  # the scratch output is gone and nothing is in place: restore again
+            continue
+        for src, dst in moves:
+            if os.path.lexists(src) and os.path.lexists(dst):
+                raise RestoreError("both %s and %s exist: nothing was deleted; move %s elsewhere and run again"
+                                   % (src, dst, dst))
+            if os.path.lexists(src):
+                os.rename(src, dst)
+                fsync_dir(os.path.dirname(dst))
+                actions.append("put %s in place" % dst)
+            elif not os.path.lexists(dst):
+                raise RestoreError("%s is missing while %s was restored: run again (the restore is redone)" % (dst, src))
+        if os.path.isdir(p["scratch"]) and not os.listdir(p["scratch"]):
+            os.rmdir(p["scratch"])
+        record("restored")
+    return result
+
+
+def mark_verified(state_dir: str, sha256: str) -> bool:
+    """Record that the whole cluster was checked after this restore (True when it changed)."""
+    state = read_state(state_dir, sha256)
+    if state.get("phase") == "verified":
+        return False
+    if state.get("phase") != "restored":
+        raise RestoreError("this member's restore is not finished (phase %r): run the restore again"
+                           % state.get("phase", ""))
+    state["phase"] = "verified"
+    write_atomic(state_path(state_dir, sha256), json.dumps(state, sort_keys=True) + "\n", 0o600)
+    return True
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
 from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_restore as r
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_restore import (
+    RestoreError, mark_verified, read_state, restore_member)
 
 SHA = hashlib.sha256(b"snapshot").hexdigest()
 NAME = "etcd-prod-20261203T070000Z-r4211.db"
@@ -77,6 +80,142 @@ def test_the_plan_names_each_member_and_warns_where_the_revision_cannot_be_bumpe
     members = {"h1": MEMBER, "h2": dict(MEMBER, name="m2", wal_dir="/wal")}
     done = r.plan(["h1", "h2"], members, {"sha256": SHA}, "3.5.30", r.DEFAULT_BUMP)
     assert done["tool"] == "etcdutl" and done["bump_revision"] == r.DEFAULT_BUMP and done["warnings"] == []
-    assert done["steps"][1].startswith("h2: stop etcd; move /var/lib/etcd and /wal aside")
+    assert done["steps"][1].startswith("h2: stop etcd; move /var/lib/etcd/member and /wal aside")
     old = r.plan(["h1"], members, {"sha256": SHA}, "3.4.23", r.DEFAULT_BUMP)
     assert old["bump_revision"] == 0 and "cannot bump the revision" in old["warnings"][0]
+
+
+# ---- one member's transaction, on real folders with a stand-in for etcdutl ----
+
+SHA_M = "ab" * 32
+
+
+def _fake_restore(calls, fail=False):
+    """Writes what etcdutl writes: <data>/member/{snap,wal} or, with --wal-dir, the WAL there."""
+    def command(data_dir, wal_dir):
+        return ["restore", data_dir, wal_dir]
+
+    def run(argv):
+        calls.append(argv)
+        if fail:
+            return 1, "", "Error: expected sha256 [1 2 3], got [4 5 6]\n"
+        _, data_dir, wal_dir = argv
+        os.makedirs(os.path.join(data_dir, "member", "snap"))
+        with open(os.path.join(data_dir, "member", "snap", "db"), "w") as f:
+            f.write("restored")
+        os.makedirs(wal_dir or os.path.join(data_dir, "member", "wal"))
+        return 0, "", ""
+    return command, run
+
+
+def _old_member(data_dir, wal_dir=""):
+    os.makedirs(os.path.join(data_dir, "member", "snap"))
+    with open(os.path.join(data_dir, "member", "snap", "db"), "w") as f:
+        f.write("old")
+    if wal_dir:
+        os.makedirs(wal_dir)
+        with open(os.path.join(wal_dir, "0.wal"), "w") as f:
+            f.write("old wal")
+
+
+@pytest.mark.parametrize("separate_wal", [False, True])
+def test_a_member_is_moved_aside_and_restored_and_a_second_run_changes_nothing(tmp_path, separate_wal):
+    data, state = str(tmp_path / "data"), str(tmp_path / "state")
+    wal = str(tmp_path / "walvol" / "wal") if separate_wal else ""
+    _old_member(data, wal)
+    calls, owned = [], []
+    command, run = _fake_restore(calls)
+    result = restore_member(state, SHA_M, "20260101T000000Z", data, wal, command, run, owned.append)
+    assert result["changed"] and result["phase"] == "restored"
+    with open(os.path.join(data, "member", "snap", "db")) as f:
+        assert f.read() == "restored"
+    with open(os.path.join(data, "member.before-restore-20260101T000000Z", "snap", "db")) as f:
+        assert f.read() == "old"
+    if separate_wal:
+        assert os.listdir(wal) == []
+        assert os.listdir(wal + ".before-restore-20260101T000000Z") == ["0.wal"]
+    assert sorted(os.listdir(data)) == ["member", "member.before-restore-20260101T000000Z"]  # no scratch left
+    assert len(calls) == 1 and owned
+    again = restore_member(state, SHA_M, "20260202T000000Z", data, wal, command, run, owned.append)
+    assert not again["changed"] and again["stamp"] == "20260101T000000Z" and len(calls) == 1
+
+
+def test_a_run_killed_after_the_move_finishes_on_the_next_run_without_touching_the_old_data(tmp_path):
+    data, state = str(tmp_path / "data"), str(tmp_path / "state")
+    _old_member(data)
+    calls = []
+    command, run = _fake_restore(calls)
+
+    def killed(argv):  # the controller died while the restore wrote half its output
+        os.makedirs(os.path.join(argv[1], "member", "snap"))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        restore_member(state, SHA_M, "20260101T000000Z", data, "", command, killed, lambda p: None)
+    assert not os.path.exists(os.path.join(data, "member"))
+    result = restore_member(state, SHA_M, "20260303T000000Z", data, "", command, run, lambda p: None)
+    assert result["phase"] == "restored" and len(calls) == 1
+    with open(os.path.join(data, "member.before-restore-20260101T000000Z", "snap", "db")) as f:
+        assert f.read() == "old"
+    with open(os.path.join(data, "member", "snap", "db")) as f:
+        assert f.read() == "restored"
+
+
+def test_a_folder_that_appears_where_data_was_is_never_overwritten(tmp_path):
+    data, state = str(tmp_path / "data"), str(tmp_path / "state")
+    _old_member(data)
+    os.makedirs(os.path.join(data, "member.before-restore-20260101T000000Z"))  # something already there
+    command, run = _fake_restore([])
+    with pytest.raises(RestoreError, match="both .* exist"):
+        restore_member(state, SHA_M, "20260101T000000Z", data, "", command, run, lambda p: None)
+    with open(os.path.join(data, "member", "snap", "db")) as f:
+        assert f.read() == "old"
+
+
+def test_a_failed_restore_names_the_tool_s_error_and_keeps_the_old_data_aside(tmp_path):
+    data, state = str(tmp_path / "data"), str(tmp_path / "state")
+    _old_member(data)
+    command, run = _fake_restore([], fail=True)
+    with pytest.raises(RestoreError, match="expected sha256"):
+        restore_member(state, SHA_M, "20260101T000000Z", data, "", command, run, lambda p: None)
+    assert os.path.isdir(os.path.join(data, "member.before-restore-20260101T000000Z"))
+
+
+def test_check_mode_changes_nothing_and_verified_needs_a_finished_restore(tmp_path):
+    data, state = str(tmp_path / "data"), str(tmp_path / "state")
+    _old_member(data)
+    command, run = _fake_restore([])
+    result = restore_member(state, SHA_M, "20260101T000000Z", data, "", command, run, lambda p: None, check_mode=True)
+    assert result["changed"] and result["actions"] and not os.path.exists(state)
+    assert os.listdir(data) == ["member"]
+    with pytest.raises(RestoreError, match="not finished"):
+        mark_verified(state, SHA_M)
+    restore_member(state, SHA_M, "20260101T000000Z", data, "", command, run, lambda p: None)
+    assert mark_verified(state, SHA_M) and not mark_verified(state, SHA_M)
+    assert read_state(state, SHA_M)["phase"] == "verified"
+
+
+def test_the_operator_names_the_snapshot_on_every_run():
+    assert r.confirm_problems(SHA[:12], SHA) == [] and r.confirm_problems(SHA.upper(), SHA) == []
+    (missing,) = r.confirm_problems("", SHA)
+    assert "etcd_restore_confirm is not set" in missing and "etcd_restore_confirm=%s" % SHA[:12] in missing
+    assert "names another snapshot" in r.confirm_problems("f" * 12, SHA)[0]
+    assert r.confirm_problems(SHA[:8], SHA)  # too short to name one snapshot
+
+
+def test_latest_verified_is_the_newest_of_this_cluster_with_its_checksum():
+    names = ["etcd-prod-20261201T000000Z-r10.db", "etcd-prod-20261201T000000Z-r10.db.sha256",
+             "etcd-prod-20261203T000000Z-r30.db",  # newest, but never verified
+             "etcd-prod-20261202T000000Z-r20.db", "etcd-prod-20261202T000000Z-r20.db.sha256",
+             "etcd-other-20261204T000000Z-r40.db", "etcd-other-20261204T000000Z-r40.db.sha256"]
+    assert r.latest_verified(names, "prod") == "etcd-prod-20261202T000000Z-r20.db"
+    assert r.latest_verified(names[2:3], "prod") is None
+
+
+def test_every_member_must_hold_the_restored_revision_keys_and_one_hash():
+    good = {"m1": {"revision": 1000000055, "keys": 49, "hash": 7}, "m2": {"revision": 1000000060, "keys": 49, "hash": 7}}
+    assert r.verify_problems(1000000055, 49, good) == []
+    bad = dict(good, m3={}, m2={"revision": 55, "keys": 48, "hash": 8})
+    problems = " ".join(r.verify_problems(1000000055, 49, bad))
+    assert "m3 did not answer" in problems and "m2 is at revision 55" in problems
+    assert "m2 holds 48 keys" in problems and "disagree on hashkv" in problems

@@ -1,0 +1,187 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Ansible module: one member's part of a full-cluster restore, resumable after a kill."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: etcd_restore_member
+short_description: Move one stopped member's data aside and restore a snapshot in its place
+description:
+  - One member's part of C(playbooks/restore.yml). etcd must already be stopped on this host.
+  - Renames the member folder (C(<data_dir>/member)) and, with a separate WAL, the WAL folder
+    aside to C(<path>.before-restore-<UTC time>) on the same volume; nothing is deleted.
+  - Restores the snapshot into a scratch folder beside them (C(etcdctl snapshot restore) on 3.4,
+    C(etcdutl) on 3.5+) with the given membership and token, hands it to etcd's account, and
+    renames it into place.
+  - Each step is recorded in O(state_dir) before it acts, so a run killed at any point is
+    finished by running again; a re-run after success changes nothing.
+version_added: "1.0.0"
+author:
+  - etcd toolkit maintainers (@controlplane-etcd)
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be moved and restored.
+  diff_mode:
+    support: none
+options:
+  state:
+    description:
+      - V(restored) does this member's restore (or finishes an interrupted one).
+      - V(verified) records that the whole cluster was checked afterwards.
+      - V(read) only returns the recorded state.
+    type: str
+    choices: [restored, verified, read]
+    default: restored
+  sha256:
+    description: SHA-256 of the pinned snapshot; names the state record.
+    type: str
+    required: true
+  snapshot:
+    description: The snapshot's path on this host (already verified there).
+    type: path
+  stamp:
+    description: UTC time for the aside folders' names; a resumed restore keeps its first one.
+    type: str
+    default: ""
+  data_dir:
+    description: etcd's data directory (the volume's mount point with a dedicated volume).
+    type: path
+  wal_dir:
+    description: etcd's C(wal-dir), empty when the WAL lives inside the member folder.
+    type: str
+    default: ""
+  version:
+    description: etcd version installed on this host (chooses etcdctl or etcdutl and the revision bump).
+    type: str
+  bin_dir:
+    description: Folder holding etcdctl and etcdutl.
+    type: path
+    default: /usr/local/bin
+  name:
+    description: This member's name.
+    type: str
+  peer_url:
+    description: This member's advertised peer URL.
+    type: str
+  initial_cluster:
+    description: The whole membership, C(name=peer URL) joined by commas, identical on every member.
+    type: str
+  token:
+    description: The restored cluster's new C(initial-cluster-token), identical on every member.
+    type: str
+  bump_revision:
+    description: Revisions to add, with C(--mark-compacted); 0 or a version without the flags skips it.
+    type: int
+    default: 0
+  owner:
+    description: etcd's system account, which gets the restored folders.
+    type: str
+    default: etcd
+  state_dir:
+    description: Where each restore's progress is recorded (root only).
+    type: path
+    default: /var/lib/etcd-restore
+"""
+
+EXAMPLES = r"""
+- name: Restore this member from the pinned snapshot
+  controlplane.etcd.etcd_restore_member:
+    sha256: "{{ pinned_sha256 }}"
+    snapshot: /var/lib/etcd-restore/etcd-prod-20260101T000000Z-r1234.db
+    stamp: "20260101T010000Z"
+    data_dir: /var/lib/etcd
+    version: 3.5.30
+    name: etcd-1
+    peer_url: https://10.0.0.1:2380
+    initial_cluster: etcd-1=https://10.0.0.1:2380,etcd-2=https://10.0.0.2:2380,etcd-3=https://10.0.0.3:2380
+    token: prod-restore-0123456789abcdef
+    bump_revision: 1000000000
+"""
+
+RETURN = r"""
+phase:
+  description: Recorded phase afterwards (C(restored), C(verified); empty when none is recorded).
+  returned: always
+  type: str
+stamp:
+  description: UTC time used in the aside folders' names.
+  returned: always
+  type: str
+aside:
+  description: Where the old member (and WAL) folder is, or would be, kept.
+  returned: always
+  type: list
+  elements: str
+actions:
+  description: What this run did (or would do, in check mode).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_restore import (
+    RestoreError, mark_verified, read_state, restore_argv, restore_member)
+
+
+def _owner(user: str):
+    uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(user).gr_gid
+
+    def own(top: str) -> None:
+        for root, dirs, files in os.walk(top):
+            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                os.lchown(name, uid, gid)
+    return own
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["restored", "verified", "read"], default="restored"),
+            sha256=dict(type="str", required=True), snapshot=dict(type="path"), stamp=dict(type="str", default=""),
+            data_dir=dict(type="path"), wal_dir=dict(type="str", default=""), version=dict(type="str"),
+            bin_dir=dict(type="path", default="/usr/local/bin"), name=dict(type="str"), peer_url=dict(type="str"),
+            initial_cluster=dict(type="str"), token=dict(type="str"), bump_revision=dict(type="int", default=0),
+            owner=dict(type="str", default="etcd"), state_dir=dict(type="path", default="/var/lib/etcd-restore")),
+        required_if=[("state", "restored", ("snapshot", "stamp", "data_dir", "version", "name", "peer_url",
+                                            "initial_cluster", "token"))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        if p["state"] == "read":
+            state = read_state(p["state_dir"], p["sha256"])
+            module.exit_json(changed=False, phase=state.get("phase", ""), stamp=state.get("stamp", ""),
+                             aside=state.get("aside", []), actions=[])
+        if p["state"] == "verified":
+            if module.check_mode:
+                changed = read_state(p["state_dir"], p["sha256"]).get("phase") != "verified"
+            else:
+                changed = mark_verified(p["state_dir"], p["sha256"])
+            module.exit_json(changed=changed, phase="verified", stamp="", aside=[], actions=[])
+
+        def command(data_dir: str, wal_dir: str):
+            return restore_argv(p["version"], p["bin_dir"], p["snapshot"],
+                                {"name": p["name"], "data_dir": data_dir, "wal_dir": wal_dir, "peer_url": p["peer_url"]},
+                                p["initial_cluster"], p["token"], p["bump_revision"])
+
+        def run(argv):
+            # etcdctl 3.4 needs the v3 API selected; a stray ETCDCTL_* variable would clash.
+            env = {"ETCDCTL_API": "3"}
+            return module.run_command(argv, environ_update=env)
+
+        result = restore_member(p["state_dir"], p["sha256"], p["stamp"], p["data_dir"], p["wal_dir"],
+                                command, run, _owner(p["owner"]), check_mode=module.check_mode)
+    except (RestoreError, OSError, KeyError) as e:
+        module.fail_json(msg="%s: %s" % (p["name"] or "this member", e))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
