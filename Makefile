@@ -10,14 +10,15 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 ETCD_VERSION    ?= 3.5.30
 MIRROR_VERSIONS ?= 3.5.30 3.5.16 3.4.23
 LAB_INVENTORY   ?= inventories/lab/hosts.yml
-MOLECULE_SCENARIOS ?= default volumes upgrade
+MOLECULE_SCENARIOS ?= default volumes upgrade restore
 # The artifact `ansible-galaxy collection build` makes, and where `make collection` installs it.
 COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := .cache/dist/controlplane-etcd-$(COLLECTION_VERSION).tar.gz
 COLLECTION_INSTALL := .cache/collection-install
 
 .PHONY: help venv engine image mirror tools setup hosts lab status lab-destroy dist collection lint sanity unit rules \
-	molecule molecule-default molecule-volumes molecule-upgrade test bench bench-cross-az bench-backup bench-upgrade
+	molecule molecule-default molecule-volumes molecule-upgrade molecule-restore test bench bench-cross-az bench-backup \
+	bench-upgrade bench-restore
 
 help:
 	@echo "make lab          local 3-member etcd lab plus Prometheus, over SSH (sets everything up)"
@@ -29,6 +30,7 @@ help:
 	@echo "make bench-cross-az  leader changes on a bad 40 ms link (stalls of 1-2.5 s): default vs computed timeouts"
 	@echo "make bench-backup    snapshot time of a ~1 GiB database; write p99 with and without a snapshot running"
 	@echo "make bench-upgrade   3.5.16 -> 3.5.30 under a writer: upgrade.yml against a naive restart loop"
+	@echo "make bench-restore   RTO of a ~1 GiB full-cluster restore: restore.yml against etcdutl restore + one start"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +112,10 @@ molecule-volumes: venv mirror image collection
 molecule-upgrade: venv mirror image
 	molecule test -s upgrade
 
+# Full-cluster restores: check mode, refusals, a killed run finished by a re-run.
+molecule-restore: venv mirror image
+	molecule test -s restore
+
 # Every stage in order, then a table of the time each took.
 test:
 	tests/stages.sh setup lint sanity unit rules $(addprefix molecule-,$(MOLECULE_SCENARIOS))
@@ -125,3 +131,6 @@ bench-backup: venv mirror hosts
 
 bench-upgrade: venv mirror hosts
 	bench/upgrade.sh
+
+bench-restore: venv mirror hosts
+	bench/restore.sh

@@ -21,9 +21,13 @@ from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_rest
 
 def etcd_restore_snapshot_problems(info: Mapping[str, Any], cluster: str) -> List[str]:
     """info: etcd_snapshot_info's result for the controller's copy."""
-    problems = etcd_restore.snapshot_problems(os.path.basename(str(info["path"])), info.get("sha256_file"),
-                                              str(info["sha256"]), str(cluster), {"totalKey": info.get("live_keys", 0)})
-    if not info.get("trailer_ok"):
+    name = os.path.basename(str(info["path"]))
+    readable = info.get("readable", True)
+    problems = etcd_restore.snapshot_problems(name, info.get("sha256_file"), str(info["sha256"]), str(cluster),
+                                              {"totalKey": info.get("live_keys") or 0} if readable else None)
+    if not readable:
+        problems.append("%s does not read as an etcd snapshot (%s): use another snapshot" % (name, info.get("error")))
+    elif not info.get("trailer_ok"):
         problems.append("%s has no valid SHA-256 trailer (it was not written by snapshot save, or is truncated): "
                         "use another snapshot" % os.path.basename(str(info["path"])))
     return problems

@@ -81,15 +81,23 @@ sha256_file:
   description: Content of C(<path>.sha256), as the backup job writes it (C(<sha256>  <name>)); V(null) when missing.
   returned: success
   type: str
+readable:
+  description: Whether the file reads as an etcd snapshot (bbolt pages, etcd's key history).
+  returned: success
+  type: bool
+error:
+  description: Why the file does not read as a snapshot; V(null) when RV(readable).
+  returned: success
+  type: str
 revision:
   description:
-    - Highest main revision in the file; V(0) for a cluster that never saw a write.
+    - Highest main revision in the file; V(0) for a cluster that never saw a write; V(null) when not RV(readable).
     - A file restored with C(--bump-revision N) holds the snapshot's revision plus N.
   returned: success
   type: int
   sample: 157
 live_keys:
-  description: Keys that exist at RV(revision) (deleted and expired keys are not counted).
+  description: Keys that exist at RV(revision) (deleted and expired keys are not counted); V(null) when not RV(readable).
   returned: success
   type: int
   sample: 126
@@ -118,19 +126,27 @@ SHA256_FILE_MAX = 4096
 
 
 def snapshot_info(path: str) -> Dict[str, Any]:
-    """The module's result for ``path``; raises SnapshotError (not a snapshot) or OSError."""
+    """The module's result for ``path``; raises OSError (missing, unreadable) or SnapshotError (not a file).
+
+    A file that is not a readable snapshot still gets its SHA-256 and .sha256 back, with
+    readable false and the reason in error: a restore then names every problem at once.
+    """
     # A directory, FIFO or device is refused before it is opened (a FIFO would block).
     if os.path.exists(path) and not os.path.isfile(path):
         raise SnapshotError("%s is not a regular file" % path)
-    # The keys first: a file that is no snapshot fails before a long checksum.
-    contents = read_snapshot(path)
     size = os.path.getsize(path)
+    try:
+        contents: Optional[Any] = read_snapshot(path)
+        error = None
+    except SnapshotError as e:
+        contents, error = None, str(e)
     sha256, trailer_ok = file_digests(path)
     return dict(path=path, sha256=sha256, size=size,
                 trailer_ok=trailer_ok if size % 512 == TRAILER else None,
                 sha256_file=_read_sha256_file(path + ".sha256"),
-                revision=contents.revision, live_keys=contents.live_keys,
-                revisions=contents.revisions, buckets=contents.buckets)
+                readable=contents is not None, error=error,
+                revision=contents.revision if contents else None, live_keys=contents.live_keys if contents else None,
+                revisions=contents.revisions if contents else None, buckets=contents.buckets if contents else [])
 
 
 def _read_sha256_file(path: str) -> Optional[str]:
