@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bring up the lab hosts etcd-lab-1..3 and etcd-lab-mon (systemd + sshd containers) on an internal
+# Bring up the lab hosts etcd-lab-1..3, etcd-lab-mon, etcd-lab-drill (systemd + sshd containers) on an internal
 # Docker network, and wait until `ssh ops@IP sudo -n true` works on each.
 #
 # Env:
@@ -16,8 +16,8 @@ IMAGE="${LAB_IMAGE:-etcd-lab-base:bookworm}"
 NETWORK="${LAB_NETWORK:-etcd-lab}"
 TIMEOUT="${LAB_TIMEOUT:-90}"
 SUBNET=172.31.240.0/24
-declare -A IPS=([etcd-lab-1]=172.31.240.11 [etcd-lab-2]=172.31.240.12 [etcd-lab-3]=172.31.240.13 [etcd-lab-mon]=172.31.240.20)
-HOSTS=(etcd-lab-1 etcd-lab-2 etcd-lab-3 etcd-lab-mon)
+declare -A IPS=([etcd-lab-1]=172.31.240.11 [etcd-lab-2]=172.31.240.12 [etcd-lab-3]=172.31.240.13 [etcd-lab-mon]=172.31.240.20 [etcd-lab-drill]=172.31.240.30)
+HOSTS=(etcd-lab-1 etcd-lab-2 etcd-lab-3 etcd-lab-mon etcd-lab-drill)
 KEY="$ROOT/.lab/ssh/id_ed25519"
 SSH_OPTS=(-i "$KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
   -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR)

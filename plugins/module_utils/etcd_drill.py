@@ -235,9 +235,11 @@ def make_pki(p: Mapping[str, Any], ids: Tuple[int, int]) -> None:
     ca_pem = pki.self_sign_ca(ca_key, "%s CA %s" % (p["cluster"], p["token"]), CERT_DAYS)
     ca = pki.x509.load_pem_x509_certificate(ca_pem.encode())
     pki.write_file(paths["ca.crt"], ca_pem.encode(), 0o644, ids)
+    # CN root: with authentication on in the snapshot, a client certificate is the etcd user of
+    # its CN, and a user named root always exists there. Only this drill's throwaway CA signs it.
     wants = {"member": pki.Want(name="member", cn=p["cluster"], eku=["serverAuth", "clientAuth"],
                                 sans=["IP:%s" % LOOPBACK]),
-             "client": pki.Want(name="client", cn="drill-check", eku=["clientAuth"])}
+             "client": pki.Want(name="client", cn="root", eku=["clientAuth"])}
     for stem, want in wants.items():
         key = pki.new_key("ECC")
         pki.write_file(paths[stem + ".key"], pki.key_pem(key), 0o600, ids)
@@ -482,7 +484,8 @@ def render_metrics(cluster: str, state: Mapping[str, Any], ok: bool, finished: f
         "etcd_restore_drill_rpo_seconds": state["last_rpo"],
         "etcd_restore_drill_failures_total": state["failures"],
     }
-    label = '{cluster="%s"}' % cluster.replace("\\", "\\\\").replace('"', '\\"')
+    # etcd_cluster, as the alert rules and the dashboard group by: one drill host may drill several clusters.
+    label = '{etcd_cluster="%s"}' % cluster.replace("\\", "\\\\").replace('"', '\\"')
     lines = []
     for name, kind, text in METRICS_HELP:
         lines += ["# HELP %s %s" % (name, text), "# TYPE %s %s" % (name, kind),

@@ -12,7 +12,8 @@ description:
     binaries of the production version in O(bin_dir) and the snapshot already copied and checked.
   - Makes C(<work_dir>/run-<UTC time>) (mode 0700, owned by O(owner)), a throwaway CA kept in
     memory only, one certificate for the scratch members (CN C(<cluster>-drill), IP 127.0.0.1)
-    and one client certificate (CN C(drill-check)).
+    and one client certificate (CN C(root), the etcd user it authenticates as when
+    the restored data has authentication on).
   - Restores the snapshot into O(members) scratch members (C(etcdutl snapshot restore) on 3.5+,
     C(etcdctl) on 3.4, no revision bump) named C(drill-<i>), with the token
     C(<cluster>-drill-<time>), and starts them all at once as O(owner). Member I(i) listens on

@@ -184,7 +184,7 @@ def test_a_3_member_drill_of_the_3_5_snapshot_passes_every_check_and_leaves_noth
     assert m["etcd_restore_drill_rpo_seconds"] == report["rpo_seconds"]
     assert m["etcd_restore_drill_last_success_timestamp_seconds"] == m["etcd_restore_drill_last_run_timestamp_seconds"]
     text = (work / "textfile" / d.METRICS_FILE).read_text()
-    assert 'etcd_restore_drill_success{cluster="prod"} 1' in text
+    assert 'etcd_restore_drill_success{etcd_cluster="prod"} 1' in text
     assert "# TYPE etcd_restore_drill_failures_total counter" in text
     assert oct(os.stat(work / "textfile" / d.METRICS_FILE).st_mode & 0o777) == "0o644"
 
@@ -318,6 +318,6 @@ def test_the_state_keeps_the_last_success_through_failures():
     state = d.next_state(state, {"ok": False, "rto_seconds": 9.0, "rpo_seconds": 1.0}, 200.0)
     assert state == {"failures": 1, "last_success": 100.0, "last_rto": 2.5, "last_rpo": 30.0}
     text = d.render_metrics('a"b', state, False, 200.0)
-    assert 'etcd_restore_drill_success{cluster="a\\"b"} 0' in text
-    assert 'etcd_restore_drill_rto_seconds{cluster="a\\"b"} 2.500' in text
+    assert 'etcd_restore_drill_success{etcd_cluster="a\\"b"} 0' in text
+    assert 'etcd_restore_drill_rto_seconds{etcd_cluster="a\\"b"} 2.500' in text
     assert text.count("# HELP") == text.count("# TYPE") == 6

@@ -38,6 +38,8 @@ DASHBOARD_ONLY_METRICS = {
     "etcd_backup_last_revision",
     "etcd_backup_upload_last_success_timestamp_seconds",
     "etcd_tls_certificate_expiry_timestamp_seconds",
+    "etcd_restore_drill_rto_seconds",
+    "etcd_restore_drill_rpo_seconds",
 }
 
 # Alert-only metrics the dashboard need not plot: bookkeeping of the backup job that only

@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
 import harness  # noqa: E402
 
 MEMBERS = {"r1": "172.31.244.11", "r2": "172.31.244.12", "r3": "172.31.244.13"}
-harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory")
+DRILL = "172.31.244.21"  # rd1, group etcd_drill: the scratch cluster runs there
+harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory", others=[DRILL])
 
 
 def etcdctl(member: str, args: str, check: bool = True):
