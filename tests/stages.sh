@@ -21,9 +21,9 @@ done
 if ((rc != 0)); then
   echo
   echo "=== why ${names[-1]} failed (from $logs/${names[-1]}.log)"
-  # pytest's summary lines and assertion lines, ansible's failed tasks; no colour codes.
+  # pytest's summary and assertion lines, ansible-test's errors, ansible's failed tasks; no colours.
   sed 's/\x1b\[[0-9;]*m//g' "$logs/${names[-1]}.log" |
-    grep -E '^(FAILED|ERROR) |^E +[A-Za-z]|^fatal: |^failed: |FAILED! =>' | tail -n 40
+    grep -E '^(FAILED|ERROR) |^ERROR: |^E +[A-Za-z]|^fatal: |^failed: |FAILED! =>' | tail -n 40
 fi
 total=0
 printf '\n%-20s %8s  %s\n' STAGE TIME RESULT

@@ -579,7 +579,8 @@ def drill(params: Mapping[str, Any], run: Runner = run_command, hook: Optional[H
 def _record(s: Settings, report: Mapping[str, Any], finished: float) -> None:
     """Report file, state file and (where node_exporter's folder exists) metrics, each written atomically."""
     os.makedirs(s.work_dir, mode=0o755, exist_ok=True)
-    assert s.report_file and s.state_file
+    if not (s.report_file and s.state_file):
+        raise ValueError("report_file and state_file must be set")
     write_atomic(s.report_file, json.dumps(report, indent=1, sort_keys=True) + "\n", 0o644)
     state = next_state(load_state(s.state_file), report, finished)
     write_atomic(s.state_file, json.dumps(state, indent=1, sort_keys=True) + "\n", 0o600)

@@ -40,6 +40,7 @@ attributes:
     description: Returns the plan (folders, ports, token, files) and makes, starts and writes nothing.
   diff_mode:
     support: none
+    description: Nothing to compare; the drill always runs.
 options:
   snapshot:
     description: The snapshot file on this host (already copied and checked against O(sha256)).
@@ -243,7 +244,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             snapshot=dict(type="path", required=True), sha256=dict(type="str", required=True),
-            expected_revision=dict(type="int", required=True), expected_keys=dict(type="int", required=True),
+            expected_revision=dict(type="int", required=True), expected_keys=dict(type="int", required=True, no_log=False),
             version=dict(type="str", required=True), bin_dir=dict(type="path", default="/usr/local/bin"),
             cluster=dict(type="str", required=True), members=dict(type="int", default=3),
             base_port=dict(type="int", default=23790), work_dir=dict(type="path", default="/var/lib/etcd-drill"),
@@ -265,10 +266,12 @@ def main() -> None:
     except (OSError, ValueError) as e:
         module.fail_json(msg="the drill's report could not be written: %s" % e)
     table = result.pop("table")
+    # The report's fields at the top, and the report itself (the role keeps it on the controller).
+    out = dict(result, changed=True, report=dict(result), table=table)
     if not result["ok"]:
         module.fail_json(msg="restore drill of %s failed: %s" % (result["cluster"], "; ".join(result["problems"])),
-                         changed=True, report=result, table=table, **result)
-    module.exit_json(changed=True, report=result, table=table, **result)
+                         **out)
+    module.exit_json(**out)
 
 
 if __name__ == "__main__":

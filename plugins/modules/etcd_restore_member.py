@@ -25,6 +25,7 @@ attributes:
     description: Reports what would be moved and restored.
   diff_mode:
     support: none
+    description: Folders are moved, not files changed.
 options:
   state:
     description:
@@ -147,7 +148,7 @@ def main() -> None:
             sha256=dict(type="str", required=True), snapshot=dict(type="path"), stamp=dict(type="str", default=""),
             data_dir=dict(type="path"), wal_dir=dict(type="str", default=""), version=dict(type="str"),
             bin_dir=dict(type="path", default="/usr/local/bin"), name=dict(type="str"), peer_url=dict(type="str"),
-            initial_cluster=dict(type="str"), token=dict(type="str"), bump_revision=dict(type="int", default=0),
+            initial_cluster=dict(type="str"), token=dict(type="str", no_log=False), bump_revision=dict(type="int", default=0),
             owner=dict(type="str", default="etcd"), state_dir=dict(type="path", default="/var/lib/etcd-restore")),
         required_if=[("state", "restored", ("snapshot", "stamp", "data_dir", "version", "name", "peer_url",
                                             "initial_cluster", "token"))],
