@@ -267,7 +267,8 @@ def main() -> None:
         module.fail_json(msg="the drill's report could not be written: %s" % e)
     table = result.pop("table")
     # The report's fields at the top, and the report itself (the role keeps it on the controller).
-    out = dict(result, changed=True, report=dict(result), table=table)
+    out = dict(result)
+    out.update(changed=True, report=dict(result), table=table)
     if not result["ok"]:
         module.fail_json(msg="restore drill of %s failed: %s" % (result["cluster"], "; ".join(result["problems"])),
                          **out)
