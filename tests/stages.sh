@@ -21,9 +21,12 @@ done
 if ((rc != 0)); then
   echo
   echo "=== why ${names[-1]} failed (from $logs/${names[-1]}.log)"
-  # pytest's summary and assertion lines, ansible-test's errors, ansible's failed tasks; no colours.
+  # pytest's summary and assertion lines, ansible-test's errors, ansible's failed tasks; no
+  # colours, and without the '│ ' margin molecule puts before the output of its steps.
   sed 's/\x1b\[[0-9;]*m//g' "$logs/${names[-1]}.log" |
-    grep -E '^(FAILED|ERROR) |^ERROR: |^E +[A-Za-z]|^fatal: |^failed: |FAILED! =>' | tail -n 40
+    sed -E 's/^[[:space:]]*│ ?//' |
+    grep -E '^(FAILED|ERROR) |^ERROR: |^E +[A-Za-z]|^fatal: |^failed: |FAILED! =>| (FAILED|ERROR)( |$)|^INTERNALERROR|^=+ .*(failed|error|no tests ran)|^(usage|pytest): ' |
+    tail -n 60
 fi
 total=0
 printf '\n%-20s %8s  %s\n' STAGE TIME RESULT
