@@ -80,7 +80,9 @@ size=$(stat -c %s "$snapshot")
 
 log "playbooks/restore.yml"
 start=$(date +%s.%N)
-play restore.log playbooks/restore.yml -e "etcd_restore_snapshot=$snapshot" -e "etcd_restore_confirm=$sha"
+# profile_tasks: the slowest tasks, printed below, show where the time before the stop goes.
+ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
+  play restore.log playbooks/restore.yml -e "etcd_restore_snapshot=$snapshot" -e "etcd_restore_confirm=$sha"
 end=$(date +%s.%N)
 playbook_s=$(awk "BEGIN {print $end - $start}")
 
@@ -126,4 +128,9 @@ if table:
     print("the playbook's own steps (after the snapshot was pinned, copied and checked on every member):")
     for row in table:
         print("  " + row.strip())
+slow = re.findall(r"^(.+?) -+ (\d+\.\d+)s$", text, re.M)
+if slow:
+    print("the slowest tasks (profile_tasks):")
+    for name, secs in slow:
+        print("  %6.1f s  %s" % (float(secs), name.strip()))
 PY

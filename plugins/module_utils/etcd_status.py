@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -711,6 +712,22 @@ def collect(ctl: Etcdctl, endpoints: Sequence[str]) -> ClusterStatus:
         # Without the list, probe what we were given (3.5 needs quorum for it).
         probes = [probe(ctl, ep) for ep in endpoints]
     return build_cluster_status(member_list, probes, list_error)
+
+
+def wait_healthy(ctl: Etcdctl, endpoints: Sequence[str], timeout: float,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 interval: float = 0.25) -> Tuple[ClusterStatus, float]:
+    """Read the status until the cluster is healthy or ``timeout`` seconds pass: (last status, seconds).
+
+    Members that start together answer within a second of each other; polling here, not
+    with Ansible's retries, costs one etcdctl round per ``interval`` instead of a task per try.
+    """
+    start = clock()
+    while True:
+        status = collect(ctl, endpoints)
+        if status.healthy or clock() - start >= timeout:
+            return status, clock() - start
+        sleep(interval)
 
 
 def probe_auth(ctl: Etcdctl, endpoints: Sequence[str], versions: Sequence[str] = ()) -> Tuple[Optional[bool], str]:

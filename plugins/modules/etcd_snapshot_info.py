@@ -28,6 +28,13 @@ options:
       - The snapshot file (or a bbolt C(db) file of a member).
     type: path
     required: true
+  read_keys:
+    description:
+      - Also read the revision and the live keys. V(false) only checksums the file (a copy
+        whose SHA-256 matches a file already read needs nothing more); RV(revision),
+        RV(live_keys) and RV(revisions) are then null.
+    type: bool
+    default: true
 notes:
   - Reads the file twice, once for the checksum and once for the keys (mapped, never loaded
     whole); a 1.3 GB snapshot with a million keys takes under 10 seconds. The names of the
@@ -82,7 +89,7 @@ sha256_file:
   returned: success
   type: str
 readable:
-  description: Whether the file reads as an etcd snapshot (bbolt pages, etcd's key history).
+  description: Whether the file reads as an etcd snapshot (bbolt pages, etcd's key history); null without O(read_keys).
   returned: success
   type: bool
 error:
@@ -125,7 +132,7 @@ from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_snapshot im
 SHA256_FILE_MAX = 4096
 
 
-def snapshot_info(path: str) -> Dict[str, Any]:
+def snapshot_info(path: str, read_keys: bool = True) -> Dict[str, Any]:
     """The module's result for ``path``; raises OSError (missing, unreadable) or SnapshotError (not a file).
 
     A file that is not a readable snapshot still gets its SHA-256 and .sha256 back, with
@@ -135,16 +142,18 @@ def snapshot_info(path: str) -> Dict[str, Any]:
     if os.path.exists(path) and not os.path.isfile(path):
         raise SnapshotError("%s is not a regular file" % path)
     size = os.path.getsize(path)
-    try:
-        contents: Optional[Any] = read_snapshot(path)
-        error = None
-    except SnapshotError as e:
-        contents, error = None, str(e)
+    contents: Optional[Any] = None
+    error = None
+    if read_keys:
+        try:
+            contents = read_snapshot(path)
+        except SnapshotError as e:
+            error = str(e)
     sha256, trailer_ok = file_digests(path)
     return dict(path=path, sha256=sha256, size=size,
                 trailer_ok=trailer_ok if size % 512 == TRAILER else None,
                 sha256_file=_read_sha256_file(path + ".sha256"),
-                readable=contents is not None, error=error,
+                readable=contents is not None if read_keys else None, error=error,
                 revision=contents.revision if contents else None, live_keys=contents.live_keys if contents else None,
                 revisions=contents.revisions if contents else None, buckets=contents.buckets if contents else [])
 
@@ -158,10 +167,11 @@ def _read_sha256_file(path: str) -> Optional[str]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(path=dict(type="path", required=True)), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(path=dict(type="path", required=True),
+                                              read_keys=dict(type="bool", default=True)), supports_check_mode=True)
     path = module.params["path"]
     try:
-        result = snapshot_info(path)
+        result = snapshot_info(path, read_keys=module.params["read_keys"])
     except SnapshotError as e:
         module.fail_json(msg="not a readable etcd snapshot: %s" % e, path=path)
     except OSError as e:

@@ -65,8 +65,15 @@ options:
     description: Server version the member must report (empty - any).
     type: str
     default: ""
+  wait_healthy:
+    description:
+      - Poll (every quarter second) until every member is healthy, or fail after
+        O(wait_timeout) seconds with the status and its problems. For members started together,
+        for example after a restore. RV(waited_seconds) says how long it took.
+    type: bool
+    default: false
   wait_timeout:
-    description: Seconds to wait for O(wait_member).
+    description: Seconds to wait for O(wait_member) or O(wait_healthy).
     type: int
     default: 120
 notes:
@@ -275,13 +282,17 @@ wait:
       description: The checks still failing at the end (empty when done).
       type: list
       elements: str
+waited_seconds:
+  description: With O(wait_healthy) - seconds until every member was healthy.
+  returned: when O(wait_healthy) is set
+  type: float
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import (
-    Etcdctl, client_argument_spec, collect, probe_auth, read_cluster_version)
+    Etcdctl, client_argument_spec, collect, probe_auth, read_cluster_version, wait_healthy)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_upgrade import wait_for_member
 
 
@@ -290,7 +301,7 @@ def main() -> None:
         argument_spec=dict(client_argument_spec(), fail_on_unhealthy=dict(type="bool", default=False),
                            details=dict(type="bool", default=False), wait_member=dict(type="str"),
                            wait_applied_index=dict(type="int", default=0), wait_version=dict(type="str", default=""),
-                           wait_timeout=dict(type="int", default=120)),
+                           wait_healthy=dict(type="bool", default=False), wait_timeout=dict(type="int", default=120)),
         required_together=[("cert", "key")],
         supports_check_mode=True,
     )
@@ -325,6 +336,14 @@ def main() -> None:
         if not wait["done"]:
             module.fail_json(msg="%s did not pass its checks within %d s: %s" % (
                 p["wait_member"], p["wait_timeout"], "; ".join(wait["failed"])), status=status, wait=wait)
+    elif p["wait_healthy"]:
+        healthy, waited = wait_healthy(ctl, endpoints, p["wait_timeout"])
+        status = healthy.to_dict()
+        if not status["healthy"]:
+            module.fail_json(msg="etcd cluster is not healthy after %d s: %s" % (
+                p["wait_timeout"], "; ".join(status["problems"] or ["see status"])), status=status,
+                waited_seconds=round(waited, 3))
+        wait = {"waited_seconds": round(waited, 3)}
     else:
         status = collect(ctl, endpoints).to_dict()
     if p["details"]:
@@ -343,7 +362,9 @@ def main() -> None:
             changed=False,
             status=status,
         )
-    module.exit_json(changed=False, status=status, **({"wait": wait} if wait else {}))
+    extra = {"waited_seconds": wait["waited_seconds"]} if wait and "waited_seconds" in wait else (
+        {"wait": wait} if wait else {})
+    module.exit_json(changed=False, status=status, **extra)
 
 
 if __name__ == "__main__":

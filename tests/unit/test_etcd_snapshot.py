@@ -339,6 +339,18 @@ def test_info_of_a_verified_snapshot(module, tmp_path):
                         live_keys=LIVE, revisions=contents.revisions, buckets=contents.buckets)
 
 
+def test_info_without_keys_only_checksums(module, tmp_path):
+    path = tmp_path / "copy.db"
+    shutil.copy(SNAPSHOT, path)
+    info = module.snapshot_info(str(path), read_keys=False)
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and info["trailer_ok"] is True
+    assert info["readable"] is None and info["revision"] is None and info["live_keys"] is None
+    # Not a snapshot at all: the checksum still comes back, nothing is parsed.
+    path.write_bytes(b"x" * 544)
+    info = module.snapshot_info(str(path), read_keys=False)
+    assert info["trailer_ok"] is False and info["error"] is None
+
+
 def test_info_of_a_member_db_and_of_a_bad_trailer(module, tmp_path):
     info = module.snapshot_info(str(FIXTURES / "restored-bump-v3.5.30.db"))
     assert info["trailer_ok"] is None and info["sha256_file"] is None

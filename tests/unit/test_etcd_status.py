@@ -36,6 +36,7 @@ from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status impo
     parse_status_failures,
     probe,
 )
+from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_status as etcd_status_mod
 
 FIXTURES = Path(__file__).parent / "fixtures" / "etcd_status"
 VERSIONS = sorted(p.name for p in FIXTURES.iterdir() if re.fullmatch(r"\d+\.\d+\.\d+", p.name))
@@ -653,3 +654,29 @@ def test_probe_auth_never_sends_auth_status_while_a_member_runs_3_4():
     ctl = FakeAuthCtl((0, "Authentication Status: false\n", ""))
     assert probe_auth(ctl, EPS, ["3.5.16", "3.5.30"]) == (False, "")
     assert ctl.calls == [(EPS, ("auth", "status"))]
+
+
+class _Healthy:
+    def __init__(self, healthy: bool) -> None:
+        self.healthy = healthy
+
+
+def test_wait_healthy_polls_until_every_member_is_healthy(monkeypatch):
+    readings = iter([False, False, True, False])
+    monkeypatch.setattr(etcd_status_mod, "collect", lambda ctl, endpoints: _Healthy(next(readings)))
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    status, waited = etcd_status_mod.wait_healthy(None, ["https://a:2379"], 10, clock=lambda: now[0], sleep=sleep)
+    assert status.healthy and slept == [0.25, 0.25] and waited == 0.5
+
+
+def test_wait_healthy_gives_up_after_the_timeout_with_the_last_status(monkeypatch):
+    monkeypatch.setattr(etcd_status_mod, "collect", lambda ctl, endpoints: _Healthy(False))
+    now = [0.0]
+    status, waited = etcd_status_mod.wait_healthy(
+        None, ["https://a:2379"], 2, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert not status.healthy and 2 <= waited < 2.5
