@@ -23,6 +23,11 @@ A run:
 
 The engine (``drill``) takes the parameters as a mapping and an injectable command runner,
 so it runs without Ansible. Needs ``cryptography`` for the certificates.
+
+``scheduled`` is the timer's run (roles/etcd_drill/files/etcd-drill): it lists the backup job's
+off-host rclone remote, copies the newest verified snapshot and its ``.sha256`` into
+``<work_dir>/incoming``, reads what the file holds offline and drills it; the copies are
+deleted afterwards. A run that fails before the drill is recorded as a failed drill.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import datetime as dt
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -40,8 +46,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_pki as pki
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_backup import (
-    _num, file_digests, parse_snapshot_name, write_atomic)
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_restore import restore_argv, restore_tool
+    _last_line, _num, file_digests, parse_snapshot_name, write_atomic)
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_restore import (
+    latest_verified, restore_argv, restore_tool)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_snapshot import SnapshotError, read_snapshot
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import (
     FLAG_ENV, Etcdctl, _format, command_error, iter_json_docs, parse_endpoint_health, parse_endpoint_status)
@@ -57,6 +64,12 @@ STOP_GRACE_SECONDS = 10.0
 CERT_DAYS = 2  # the run's certificates outlive any drill, and nothing else
 MIN_QUOTA = 2 * 1024 ** 3  # etcd's default backend quota
 LOG_TAIL = 5
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# As the backup job's: an unreachable remote fails the drill in seconds, not after rclone's
+# default ten low-level retries of each of three tries.
+RCLONE_FLAGS = ["--contimeout", "10s", "--timeout", "600s", "--retries", "2", "--low-level-retries", "3"]
+# What a scheduled drill cannot run without; the rest has the module's defaults.
+SCHEDULED_REQUIRED = ("cluster", "remote", "rclone_config", "version")
 
 METRICS_HELP = (
     ("etcd_restore_drill_last_run_timestamp_seconds", "gauge", "When the last restore drill finished."),
@@ -506,7 +519,7 @@ def format_table(report: Mapping[str, Any]) -> str:
     lines = ["restore drill of %s (scratch cluster %s-drill): %s"
              % (report["cluster"], report["cluster"], "OK" if report["ok"] else "FAILED"),
              "snapshot: %s (SHA-256 %s), taken %s"
-             % (report["snapshot"], report["sha256"][:16], report["taken"] or "?"),
+             % (report["snapshot"] or "-", report["sha256"][:16] or "-", report["taken"] or "?"),
              "expected: revision %d, %d live keys, %d members"
              % (report["revision"], report["keys"], report["members"]), ""]
     if len(rows) > 1:
@@ -561,16 +574,24 @@ def drill(params: Mapping[str, Any], run: Runner = run_command, hook: Optional[H
             problems = differ + _scratch_cluster(s, p, run, timing, readings, hook)
         except (DrillError, OSError, pki.PkiError, subprocess.SubprocessError) as e:
             problems = differ + ["drill stopped: %s" % e]
-    finished = time.time()
-    rto = (timing["restore_seconds"] + timing["start_seconds"]
-           if timing["restore_seconds"] is not None and timing["start_seconds"] is not None else None)
+    return _finish(s, started, time.time(), taken, problems, timing, readings)
+
+
+def _finish(s: Settings, started: float, finished: float, taken: Optional[float], problems: List[str],
+            timing: Optional[Mapping[str, Optional[float]]] = None,
+            readings: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The report (with ``table``), written with the state and metrics: one builder for every outcome,
+    so a scheduled run that fails before its drill is counted and alerted on like a failed drill."""
+    restore = (timing or {}).get("restore_seconds")
+    start = (timing or {}).get("start_seconds")
+    rto = restore + start if restore is not None and start is not None else None
     report = {
         "ok": not problems, "cluster": s.cluster, "snapshot": os.path.basename(s.snapshot), "sha256": s.sha256,
         "taken": iso(taken), "revision": s.expected_revision, "keys": s.expected_keys, "members": s.members,
-        "restore_seconds": timing["restore_seconds"], "start_seconds": timing["start_seconds"],
+        "restore_seconds": restore, "start_seconds": start,
         "rto_seconds": round(rto, 3) if rto is not None else None,
         "rpo_seconds": round(started - taken, 3) if taken is not None else None,
-        "problems": problems, "started": iso(started), "finished": iso(finished), "readings": readings,
+        "problems": problems, "started": iso(started), "finished": iso(finished), "readings": readings or {},
     }
     _record(s, report, finished)
     return dict(report, table=format_table(report))
@@ -634,3 +655,119 @@ def _scratch_cluster(s: Settings, p: Dict[str, Any], run: Runner, timing: Dict[s
     finally:
         stop_members(procs, [bool(readings.get(m["name"], {}).get("leader")) for m in p["members"]])
         remove_run_dir(s.work_dir, p["run_dir"])
+
+
+# --------------------------------------------------------------------------
+# Scheduled drills: the snapshot fetched from the backup job's remote
+# --------------------------------------------------------------------------
+
+def load_config(path: str) -> Dict[str, Any]:
+    """A scheduled drill's config (JSON); ValueError or OSError naming what is wrong."""
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    if not isinstance(config, dict):
+        raise ValueError("%s does not hold a JSON object" % path)
+    missing = [key for key in SCHEDULED_REQUIRED if not config.get(key)]
+    if missing:
+        raise ValueError("%s lacks %s" % (path, ", ".join(missing)))
+    try:
+        _settings(config, {})
+    except (TypeError, ValueError) as e:
+        raise ValueError("%s: %s" % (path, e))
+    return config
+
+
+def _settings(config: Mapping[str, Any], known: Mapping[str, Any]) -> Settings:
+    """The drill's settings before the snapshot is known: its fields empty, or what was learnt so far."""
+    unknown = {"snapshot": "", "sha256": "", "expected_revision": 0, "expected_keys": 0, "taken": None}
+    return Settings.from_params(dict(config, **dict(unknown, **known)))
+
+
+def _rclone(run: Runner, argv: List[str]) -> Tuple[int, str, str]:
+    try:
+        rc, out, err = run(argv + RCLONE_FLAGS)
+    except OSError as e:  # no rclone on this host: a failed step, as a shell would say (127)
+        return 127, "", "%s: %s" % (argv[0], e.strerror or e)
+    return rc, out or "", err or ""
+
+
+def scheduled(config: Mapping[str, Any], run: Runner = run_command, now: Optional[float] = None) -> Dict[str, Any]:
+    """The timer's drill: the newest verified snapshot of ``config["cluster"]`` under ``config["remote"]``.
+
+    config: cluster, remote (the rclone folder the backup job ships this cluster's snapshots
+    to), rclone_config, version, bin_dir, members, base_port, work_dir, expected_present,
+    timeout, owner, textfile_dir (optional: rclone, the binary; state_file, report_file).
+    The snapshot's revision and live keys are read from the file itself (offline), its SHA-256
+    from the ``.sha256`` the backup job wrote beside it. ``now`` is the clock of a run that
+    fails before its drill (tests). Returns the report with ``table``, like ``drill``.
+    """
+    started = time.time() if now is None else now
+    known: Dict[str, Any] = {}
+    base = _settings(config, known)
+    remote = str(config["remote"]).rstrip("/")
+    rclone = [str(config.get("rclone") or "rclone"), "--config", str(config["rclone_config"])]
+    incoming = os.path.join(base.work_dir, "incoming")
+    copies: List[str] = []
+    problem = "; ".join(base.problems())
+    try:
+        if not problem:
+            try:
+                problem = _fetch_latest(base, remote, rclone, incoming, run, known, copies)
+            except OSError as e:
+                problem = "cannot fetch the snapshot from %s into %s: %s" % (remote, incoming, e)
+        if problem:
+            # Recorded like a failed drill: the failure counter, the alert and the report see it.
+            s = _settings(config, known)
+            taken = parse_taken(None, s.snapshot) if s.snapshot else None
+            return _finish(s, started, time.time() if now is None else now, taken, [problem])
+        # taken None: drill reads it from the name, the time the backup job took the snapshot.
+        return drill(dict(config, snapshot=copies[0], sha256=known["sha256"], taken=None,
+                          expected_revision=known["expected_revision"], expected_keys=known["expected_keys"]), run)
+    finally:
+        # Only the copies this run made; nothing else under work_dir is deleted here.
+        for path in copies:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+
+def _fetch_latest(base: Settings, remote: str, rclone: List[str], incoming: str, run: Runner,
+                  known: Dict[str, Any], copies: List[str]) -> str:
+    """Copy the newest verified snapshot and its .sha256 into ``incoming``; the problem, or "".
+
+    Fills ``known`` (snapshot, sha256, expected_revision, expected_keys) as it learns them and
+    ``copies`` with every path it copies to (the .db first), so the caller reports and deletes them.
+    """
+    rc, out, err = _rclone(run, rclone + ["lsf", "--files-only", remote])
+    if rc != 0:
+        return "cannot list %s: rclone lsf failed (rc %d): %s" % (remote, rc, _last_line(err or out))
+    # parse_snapshot_name's pattern admits no "/": a listed name cannot lead out of incoming/.
+    name = latest_verified(out.splitlines(), base.cluster)
+    if name is None:
+        return "%s holds no verified snapshot of %s (a .db with its .sha256)" % (remote, base.cluster)
+    known["snapshot"] = name
+    os.makedirs(base.work_dir, mode=0o755, exist_ok=True)
+    os.makedirs(incoming, mode=0o700, exist_ok=True)
+    os.chmod(incoming, 0o700)  # a snapshot holds every secret of the cluster
+    for f in (name, name + ".sha256"):
+        copies.append(os.path.join(incoming, f))
+        rc, out, err = _rclone(run, rclone + ["copyto", "%s/%s" % (remote, f), copies[-1]])
+        if rc != 0:
+            return "cannot copy %s/%s: rclone copyto failed (rc %d): %s" % (remote, f, rc, _last_line(err or out))
+    with open(copies[1], encoding="utf-8", errors="replace") as fh:
+        recorded = (fh.read().split() or [""])[0].lower()
+    if not SHA256_RE.match(recorded):
+        return ("%s/%s.sha256 does not hold a SHA-256: the backup job writes one beside every snapshot it verified"
+                % (remote, name))
+    known["sha256"] = recorded
+    try:
+        held = read_snapshot(copies[0])
+    except SnapshotError as e:
+        # A damaged copy is named by its SHA-256 first, as drill() would.
+        whole, _trailer = file_digests(copies[0])
+        if whole != recorded:
+            return "snapshot %s: SHA-256 is %s, not the pinned %s" % (name, whole, recorded)
+        return "snapshot %s: not readable offline (%s)" % (name, e)
+    known.update(expected_revision=held.revision, expected_keys=held.live_keys)
+    return ""

@@ -321,3 +321,194 @@ def test_the_state_keeps_the_last_success_through_failures():
     assert 'etcd_restore_drill_success{etcd_cluster="a\\"b"} 0' in text
     assert 'etcd_restore_drill_rto_seconds{etcd_cluster="a\\"b"} 2.500' in text
     assert text.count("# HELP") == text.count("# TYPE") == 6
+
+
+# --------------------------------------------------------------------------
+# Scheduled drills (etcd_drill.scheduled, roles/etcd_drill/files/etcd-drill): the snapshot from rclone
+# --------------------------------------------------------------------------
+
+SCRIPT = REPO / "roles" / "etcd_drill" / "files" / "etcd-drill"
+REMOTE = "remote:etcd-backups/prod"
+# Named as etcd_backup.NAME_RE names them: etcd-<cluster>-<UTC time>-r<revision>.db
+NEWEST = "etcd-prod-20261203T070000Z-r157.db"
+
+
+def fake_rclone(root: Path, calls: list, fail: str = ""):
+    """A runner playing rclone on ``root`` (``remote:<path>`` is ``root/<path>``); etcd's tools run for real.
+
+    ``fail``: a copyto of a source ending so fails."""
+    def local(path: str) -> Path:
+        return root / path.split(":", 1)[1]
+
+    def run(argv, environ_update=None):
+        if os.path.basename(argv[0]) != "rclone":
+            return d.run_command(argv, environ_update)
+        assert argv[-len(d.RCLONE_FLAGS):] == d.RCLONE_FLAGS  # time limits on every call
+        argv = argv[:-len(d.RCLONE_FLAGS)]
+        calls.append(list(argv))
+        if argv[1:3] != ["--config", str(root / "rclone.conf")]:
+            return 1, "", "ERROR : wrong config %s" % argv[1:3]
+        verb = argv[3:]
+        if verb[:2] == ["lsf", "--files-only"]:
+            folder = local(verb[2])
+            if not folder.is_dir():
+                return 3, "", "2026/12/03 07:00:00 ERROR : : error listing: directory not found\n"
+            return 0, "".join(p.name + "\n" for p in sorted(folder.iterdir()) if p.is_file()), ""
+        if verb[0] == "copyto" and not (fail and verb[1].endswith(fail)):
+            shutil.copyfile(local(verb[1]), verb[2])
+            return 0, "", ""
+        return 1, "", "2026/12/03 07:00:00 ERROR : %s: failed to copy: 403 Forbidden\n" % verb[1]
+    return run
+
+
+def put(root: Path, name: str, fixture: str = "v3.5.30.db", sha256=None, cluster_path: str = "etcd-backups/prod"):
+    """A snapshot on the fake remote; its .sha256 as the backup job writes it (None: the fixture's, "": none)."""
+    folder = root / cluster_path
+    folder.mkdir(parents=True, exist_ok=True)
+    data = (FIXTURES / fixture).read_bytes()
+    (folder / name).write_bytes(data)
+    if sha256 != "":
+        (folder / (name + ".sha256")).write_text("%s  %s\n" % (sha256 or hashlib.sha256(data).hexdigest(), name))
+
+
+def sched_config(work: Path, **extra) -> dict:
+    out = dict(cluster="prod", remote=REMOTE, rclone_config=str(work / "remote" / "rclone.conf"), version="3.5.30",
+               bin_dir=str(bin_dir("3.5.30")), members=3, base_port=free_base(), work_dir=str(work / "drill"),
+               expected_present=PRESENT[:2], timeout=60, owner=OWNER, textfile_dir=str(work / "textfile"))
+    out.update(extra)
+    return out
+
+
+def incoming(work: Path) -> list:
+    folder = work / "drill" / "incoming"
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+@needs("3.5.30")
+def test_a_scheduled_drill_fetches_the_newest_verified_snapshot_drills_it_and_deletes_the_copies(work):
+    root, calls = work / "remote", []
+    put(root, "etcd-prod-20261201T070000Z-r157.db", fixture="v3.4.23.db")  # older
+    put(root, NEWEST)
+    put(root, "etcd-prod-20261203T080000Z-r160.db", fixture="empty-v3.5.30.db", sha256="")  # newer, unverified
+    put(root, "etcd-other-20261203T090000Z-r157.db")  # another cluster's
+    put(root, "etcd-prod-20261203T100000Z-r170.db", cluster_path="etcd-backups/prod/old")  # not in this folder
+    report = d.scheduled(sched_config(work), run=fake_rclone(root, calls))
+    assert report["ok"], report["table"]
+    assert report["snapshot"] == NEWEST and report["problems"] == []
+    assert report["sha256"] == hashlib.sha256((FIXTURES / "v3.5.30.db").read_bytes()).hexdigest()
+    assert report["revision"] == 157 and report["keys"] == 126 and report["taken"] == "2026-12-03T07:00:00Z"
+    assert {r["revision"] for r in report["readings"].values()} == {157}
+    assert {r["keys"] for r in report["readings"].values()} == {126}
+    copied = [c[4] for c in calls if c[3] == "copyto"]
+    assert copied == ["%s/%s" % (REMOTE, NEWEST), "%s/%s.sha256" % (REMOTE, NEWEST)]
+    assert calls[0][3:] == ["lsf", "--files-only", REMOTE]
+    assert incoming(work) == [] and leftovers(work) == []
+    assert oct(os.stat(work / "drill" / "incoming").st_mode & 0o777) == "0o700"
+    assert json.loads((work / "drill" / "last-report.json").read_text()) == {
+        k: v for k, v in report.items() if k != "table"}
+    m = metrics(work)
+    assert m["etcd_restore_drill_success"] == 1 and m["etcd_restore_drill_failures_total"] == 0
+
+
+def test_a_remote_that_cannot_be_listed_is_a_failed_drill_that_keeps_the_last_success(work):
+    (work / "drill").mkdir()
+    (work / "drill" / "state.json").write_text(json.dumps(
+        {"failures": 0, "last_success": 1700000000.0, "last_rto": 1.5, "last_rpo": 60.0}))
+    calls = []
+    report = d.scheduled(sched_config(work), run=fake_rclone(work / "remote", calls), now=1796288400.0)
+    assert not report["ok"]
+    assert report["problems"] == ["cannot list %s: rclone lsf failed (rc 3): 2026/12/03 07:00:00 ERROR : : "
+                                  "error listing: directory not found" % REMOTE]
+    assert report["snapshot"] == "" and report["sha256"] == "" and report["revision"] == report["keys"] == 0
+    assert report["finished"] == "2026-12-03T09:00:00Z" and report["readings"] == {}
+    assert "FAILED" in report["table"] and REMOTE in report["table"]
+    assert [c[3] for c in calls] == ["lsf"] and incoming(work) == []
+    assert json.loads((work / "drill" / "last-report.json").read_text())["problems"] == report["problems"]
+    state = json.loads((work / "drill" / "state.json").read_text())
+    assert state["failures"] == 1 and state["last_success"] == 1700000000.0
+    m = metrics(work)
+    assert m["etcd_restore_drill_success"] == 0 and m["etcd_restore_drill_failures_total"] == 1
+    assert m["etcd_restore_drill_last_success_timestamp_seconds"] == 1700000000
+    assert m["etcd_restore_drill_last_run_timestamp_seconds"] == 1796288400
+
+
+def test_a_remote_without_a_verified_snapshot_of_the_cluster_is_a_failed_drill(work):
+    root = work / "remote"
+    put(root, NEWEST, sha256="")  # not verified
+    put(root, "etcd-other-20261203T090000Z-r157.db")  # another cluster's
+    (root / "etcd-backups" / "prod" / "notes.txt").write_text("not a snapshot\n")
+    (root / "etcd-backups" / "prod" / "notes.txt.sha256").write_text("0" * 64 + "  notes.txt\n")
+    report = d.scheduled(sched_config(work), run=fake_rclone(root, []))
+    assert not report["ok"]
+    assert report["problems"] == ["%s holds no verified snapshot of prod (a .db with its .sha256)" % REMOTE]
+    assert incoming(work) == [] and metrics(work)["etcd_restore_drill_failures_total"] == 1
+
+
+@pytest.mark.parametrize("recorded, problem", [
+    ("0" * 64, "snapshot %s: SHA-256 is %s, not the pinned %s"),
+    ("not-a-checksum", "%s/%s.sha256 does not hold a SHA-256"),
+])
+def test_a_sha256_that_does_not_match_the_copy_fails_before_any_restore(work, recorded, problem):
+    root, calls = work / "remote", []
+    put(root, NEWEST, sha256=recorded)
+    report = d.scheduled(sched_config(work), run=fake_rclone(root, calls))
+    assert not report["ok"] and len(report["problems"]) == 1
+    if recorded == "0" * 64:
+        whole = hashlib.sha256((FIXTURES / "v3.5.30.db").read_bytes()).hexdigest()
+        # drill() itself refused it: it names the copy it was given.
+        copy = work / "drill" / "incoming" / NEWEST
+        assert report["problems"][0] == problem % (copy, whole, recorded)
+        assert report["sha256"] == recorded and report["revision"] == 157 and report["keys"] == 126
+    else:
+        assert report["problems"][0].startswith(problem % (REMOTE, NEWEST))
+        assert report["sha256"] == "" and report["revision"] == 0
+    assert report["snapshot"] == NEWEST and report["taken"] == "2026-12-03T07:00:00Z"
+    assert all(os.path.basename(c[0]) == "rclone" for c in calls)  # nothing restored
+    assert incoming(work) == [] and list((work / "drill").glob("run-*")) == []
+    assert metrics(work)["etcd_restore_drill_failures_total"] == 1
+
+
+def test_a_failed_copy_names_the_file_and_deletes_what_was_copied(work):
+    root = work / "remote"
+    put(root, NEWEST)
+    report = d.scheduled(sched_config(work), run=fake_rclone(root, [], fail=".sha256"))
+    source = "%s/%s.sha256" % (REMOTE, NEWEST)
+    assert report["problems"] == ["cannot copy %s: rclone copyto failed (rc 1): 2026/12/03 07:00:00 ERROR : %s: "
+                                  "failed to copy: 403 Forbidden" % (source, source)]
+    assert report["snapshot"] == NEWEST and incoming(work) == []
+
+
+def test_without_rclone_the_scheduled_drill_fails_and_says_so(work):
+    report = d.scheduled(sched_config(work, rclone=str(work / "no-rclone")))
+    assert not report["ok"] and "rc 127" in report["problems"][0] and "no-rclone" in report["problems"][0]
+
+
+def run_script(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+    return subprocess.run([sys.executable, str(SCRIPT)] + list(args), capture_output=True, text=True, env=env,
+                          cwd="/", **kw)
+
+
+def test_the_script_exits_78_on_a_missing_or_bad_config(work):
+    done = run_script("--config", str(work / "missing.json"))
+    assert done.returncode == 78 and "bad config" in done.stderr and "missing.json" in done.stderr
+    (work / "config.json").write_text(json.dumps({"cluster": "prod", "remote": REMOTE}))
+    done = run_script("--config", str(work / "config.json"))
+    assert done.returncode == 78 and "lacks rclone_config, version" in done.stderr
+
+
+def test_the_script_reports_a_failed_drill_with_exit_1_and_waits_for_no_other_run(work):
+    import fcntl
+
+    (work / "config.json").write_text(json.dumps(sched_config(work, rclone="false")))
+    done = run_script("--config", str(work / "config.json"), "--json")
+    assert done.returncode == 1, done.stderr
+    assert "FAILED" in done.stderr and "cannot list %s: rclone lsf failed (rc 1)" % REMOTE in done.stderr
+    report = json.loads(done.stdout)
+    assert not report["ok"] and "table" not in report
+    assert metrics(work)["etcd_restore_drill_failures_total"] == 1
+    with open(work / "drill" / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = run_script("--config", str(work / "config.json"))
+    assert done.returncode == 75 and "holds" in done.stderr
+    assert metrics(work)["etcd_restore_drill_failures_total"] == 1

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 
 import boto3
@@ -218,6 +219,64 @@ def test_retention_prunes_exactly_what_it_should(s3):
     remote = sorted(n for n in s3.objects() if n.endswith(".db"))
     assert remote == sorted([new, before[-1]])
     sh(lead, f"sudo sh -c 'cd {BACKUPS} && rm -f operator-notes.txt etcd-molecule-20200101T000000Z-r1.db'")
+
+
+DRILL_HOST = "172.31.241.20"  # mon: also the scenario's etcd_drill host, never a member
+DRILL_DIR = "/var/lib/etcd-drill"
+
+
+def drill_metric(line_start: str) -> float:
+    text = sh(DRILL_HOST, "cat /var/lib/prometheus/node-exporter/etcd_restore_drill.prom").stdout
+    return float(next(ln.split()[-1] for ln in text.splitlines() if ln.startswith(line_start)))
+
+
+def prometheus(expr: str) -> list:
+    url = "http://127.0.0.1:9090/api/v1/query?query=" + urllib.parse.quote(expr)
+    return json.loads(sh(DRILL_HOST, f"curl -sS -m 10 '{url}'").stdout)["data"]["result"]
+
+
+def test_the_drill_timer_restores_the_newest_off_host_snapshot_and_prometheus_scrapes_it(s3):
+    newest = max(n for n in s3.objects() if n.endswith(".db"))
+    assert sh(DRILL_HOST, "systemctl is-enabled etcd-drill.timer").stdout.strip() == "enabled"
+    assert sh(DRILL_HOST, "systemctl is-active etcd-drill.timer").stdout.strip() == "active"
+    # What the timer starts, started by hand: it lists the remote and picks the newest itself.
+    started = sh(DRILL_HOST, "sudo systemctl start etcd-drill.service", check=False)
+    report = json.loads(sh(DRILL_HOST, f"sudo cat {DRILL_DIR}/last-report.json").stdout)
+    assert started.returncode == 0 and report["ok"], report["problems"]
+    assert report["snapshot"] == newest and report["keys"] > 0 and report["rto_seconds"] > 0
+    # Production data never stays on the drill host; nor does the scratch cluster.
+    left = sh(DRILL_HOST, f"sudo sh -c 'ls -A {DRILL_DIR}/incoming; ls -d {DRILL_DIR}/run-* 2>/dev/null'", check=False)
+    assert left.stdout.strip() == ""
+    finished = dt.datetime.fromisoformat(report["finished"].replace("Z", "+00:00")).timestamp()
+    assert abs(drill_metric('etcd_restore_drill_last_success_timestamp_seconds{etcd_cluster="molecule"}') - finished) < 2
+
+    # Prometheus scrapes the drill host's node_exporter over mTLS and keeps the drill's own label.
+    expr = 'etcd_restore_drill_last_success_timestamp_seconds{job="drill",etcd_cluster="molecule"}'
+    deadline = time.time() + 90
+    while not [r for r in prometheus(expr) if abs(float(r["value"][1]) - finished) < 2] and time.time() < deadline:
+        time.sleep(3)
+    result = prometheus(expr)
+    assert len(result) == 1 and abs(float(result[0]["value"][1]) - finished) < 2, result
+    assert prometheus('etcd_restore_drill_success{job="drill",etcd_cluster="molecule"}')[0]["value"][1] == "1"
+
+
+def test_a_scheduled_drill_that_cannot_reach_the_remote_fails_and_is_counted(s3):
+    failures = drill_metric("etcd_restore_drill_failures_total")
+    last_success = drill_metric("etcd_restore_drill_last_success_timestamp_seconds")
+    s3.stop()
+    try:
+        started = sh(DRILL_HOST, "sudo systemctl start etcd-drill.service", check=False)
+    finally:
+        s3.start()
+    report = json.loads(sh(DRILL_HOST, f"sudo cat {DRILL_DIR}/last-report.json").stdout)
+    assert started.returncode != 0 and not report["ok"]
+    assert any("remote:" in p for p in report["problems"]), report["problems"]
+    assert drill_metric("etcd_restore_drill_failures_total") == failures + 1
+    assert drill_metric("etcd_restore_drill_success") == 0
+    assert drill_metric("etcd_restore_drill_last_success_timestamp_seconds") == last_success
+    # With the remote back, the next drill succeeds again (and the failing alert clears).
+    assert sh(DRILL_HOST, "sudo systemctl start etcd-drill.service", check=False).returncode == 0
+    assert drill_metric("etcd_restore_drill_success") == 1
 
 
 def test_remote_down_keeps_the_local_snapshot_and_counts_the_failure(s3):
