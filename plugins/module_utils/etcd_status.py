@@ -334,6 +334,7 @@ class MemberStatus:
     leader_id_hex: str = ""  # whom this member follows ("" = no leader)
     is_leader: bool = False
     healthy: bool = False
+    health_took: str = ""  # how long endpoint health took (Go duration, e.g. "12.3ms")
     errors: List[str] = field(default_factory=list)
 
     @property
@@ -466,6 +467,7 @@ def _member_status(info: MemberInfo, pr: Optional[Probe], listed: bool,
     m.is_learner = m.is_learner or st.is_learner
     m.errors.extend(st.errors)
     health = pr.health
+    m.health_took = health.took if health is not None else ""
     if health is not None and health.error and not health.error.startswith(_HEALTH_ALARM):
         if not (m.is_learner and _LEARNER_REFUSAL in health.error):
             m.errors.append(health.error)
