@@ -274,8 +274,12 @@ def test_a_scheduled_drill_that_cannot_reach_the_remote_fails_and_is_counted(s3)
     assert drill_metric("etcd_restore_drill_failures_total") == failures + 1
     assert drill_metric("etcd_restore_drill_success") == 0
     assert drill_metric("etcd_restore_drill_last_success_timestamp_seconds") == last_success
-    # With the remote back, the next drill succeeds again (and the failing alert clears).
-    assert sh(DRILL_HOST, "sudo systemctl start etcd-drill.service", check=False).returncode == 0
+    # With the remote back (moto starts empty: the backup job uploads again), the next drill
+    # succeeds again and the failing alert clears.
+    rc, last = run_job(harness.leader_name())
+    assert rc == 0 and last["uploaded"], last
+    again = sh(DRILL_HOST, "sudo systemctl start etcd-drill.service", check=False)
+    assert again.returncode == 0, sh(DRILL_HOST, f"sudo cat {DRILL_DIR}/last-report.json").stdout
     assert drill_metric("etcd_restore_drill_success") == 1
 
 
