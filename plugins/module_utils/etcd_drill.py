@@ -81,7 +81,10 @@ METRICS_HELP = (
     ("etcd_restore_drill_rpo_seconds", "gauge",
      "Age of the snapshot when the last successful drill started (the data a restore would lose)."),
     ("etcd_restore_drill_failures_total", "counter", "Failed restore drills."),
+    ("etcd_restore_drill_max_age_seconds", "gauge",
+     "Age of the last successful drill above which EtcdRestoreDrillStale fires (etcd_drill_max_age)."),
 )
+DEFAULT_MAX_AGE = 7 * 86400
 
 
 class DrillError(Exception):
@@ -107,6 +110,7 @@ class Settings:
     owner: str = "etcd"
     taken: Optional[str] = None
     textfile_dir: str = "/var/lib/prometheus/node-exporter"
+    max_age: int = DEFAULT_MAX_AGE
     state_file: Optional[str] = None
     report_file: Optional[str] = None
 
@@ -116,6 +120,7 @@ class Settings:
         s = cls(**known)
         s.expected_revision, s.expected_keys = int(s.expected_revision), int(s.expected_keys)
         s.members, s.base_port, s.timeout = int(s.members), int(s.base_port), int(s.timeout)
+        s.max_age = int(s.max_age)
         s.expected_present = [str(k) for k in s.expected_present or []]
         s.taken = None if s.taken in (None, "") else str(s.taken)
         s.state_file = s.state_file or os.path.join(s.work_dir, "state.json")
@@ -132,6 +137,8 @@ class Settings:
                        % (self.base_port, self.base_port, last, 65535 - 10 * (self.members - 1) - 1))
         if self.timeout < 1:
             out.append("timeout is %d s: give the scratch cluster at least a second" % self.timeout)
+        if self.max_age < 3600:
+            out.append("max_age is %d s: drills are hours apart at best, give at least 3600" % self.max_age)
         return out
 
 
@@ -488,7 +495,8 @@ def next_state(state: Mapping[str, Any], report: Mapping[str, Any], finished: fl
     return new
 
 
-def render_metrics(cluster: str, state: Mapping[str, Any], ok: bool, finished: float) -> str:
+def render_metrics(cluster: str, state: Mapping[str, Any], ok: bool, finished: float,
+                   max_age: int = DEFAULT_MAX_AGE) -> str:
     values = {
         "etcd_restore_drill_last_run_timestamp_seconds": finished,
         "etcd_restore_drill_last_success_timestamp_seconds": state["last_success"],
@@ -496,6 +504,8 @@ def render_metrics(cluster: str, state: Mapping[str, Any], ok: bool, finished: f
         "etcd_restore_drill_rto_seconds": state["last_rto"],
         "etcd_restore_drill_rpo_seconds": state["last_rpo"],
         "etcd_restore_drill_failures_total": state["failures"],
+        # Published, not written into the rule: each cluster's drills may keep their own pace.
+        "etcd_restore_drill_max_age_seconds": max_age,
     }
     # etcd_cluster, as the alert rules and the dashboard group by: one drill host may drill several clusters.
     label = '{etcd_cluster="%s"}' % cluster.replace("\\", "\\\\").replace('"', '\\"')
@@ -607,7 +617,7 @@ def _record(s: Settings, report: Mapping[str, Any], finished: float) -> None:
     write_atomic(s.state_file, json.dumps(state, indent=1, sort_keys=True) + "\n", 0o600)
     metrics = metrics_path(s.textfile_dir)
     if metrics:
-        write_atomic(metrics, render_metrics(s.cluster, state, bool(report["ok"]), finished), 0o644)
+        write_atomic(metrics, render_metrics(s.cluster, state, bool(report["ok"]), finished, s.max_age), 0o644)
 
 
 def _scratch_cluster(s: Settings, p: Dict[str, Any], run: Runner, timing: Dict[str, Optional[float]],

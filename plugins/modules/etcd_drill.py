@@ -111,6 +111,12 @@ options:
     description: node_exporter's textfile folder; the metrics are written there only when it exists.
     type: path
     default: /var/lib/prometheus/node-exporter
+  max_age:
+    description:
+      - Seconds after the last successful drill at which C(EtcdRestoreDrillStale) fires; published
+        as C(etcd_restore_drill_max_age_seconds) so the alert rule stays the same for every cluster.
+    type: int
+    default: 604800
   state_file:
     description: Failure counter and last success kept between runs. Default C(<work_dir>/state.json).
     type: path
@@ -251,6 +257,7 @@ def main() -> None:
             expected_present=dict(type="list", elements="str", default=[]), timeout=dict(type="int", default=300),
             owner=dict(type="str", default="etcd"), taken=dict(type="str"),
             textfile_dir=dict(type="path", default="/var/lib/prometheus/node-exporter"),
+            max_age=dict(type="int", default=604800),
             state_file=dict(type="path"), report_file=dict(type="path")),
         supports_check_mode=True,
     )

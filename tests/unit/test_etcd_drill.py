@@ -320,7 +320,9 @@ def test_the_state_keeps_the_last_success_through_failures():
     text = d.render_metrics('a"b', state, False, 200.0)
     assert 'etcd_restore_drill_success{etcd_cluster="a\\"b"} 0' in text
     assert 'etcd_restore_drill_rto_seconds{etcd_cluster="a\\"b"} 2.500' in text
-    assert text.count("# HELP") == text.count("# TYPE") == 6
+    assert text.count("# HELP") == text.count("# TYPE") == 7
+    assert 'etcd_restore_drill_max_age_seconds{etcd_cluster="a\\"b"} 604800' in text
+    assert 'etcd_restore_drill_max_age_seconds{etcd_cluster="x"} 86400' in d.render_metrics("x", state, True, 1.0, 86400)
 
 
 # --------------------------------------------------------------------------

@@ -48,6 +48,8 @@ DASHBOARD_ONLY_METRICS = {
 ALERT_ONLY_METRICS = {
     "etcd_backup_first_run_timestamp_seconds",
     "etcd_backup_last_run_timestamp_seconds",
+    # A threshold, not a signal: the drill row shows the last success it is compared with.
+    "etcd_restore_drill_max_age_seconds",
 }
 
 # Words that look like metric names in PromQL but are not.
