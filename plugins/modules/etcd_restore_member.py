@@ -29,11 +29,18 @@ attributes:
 options:
   state:
     description:
-      - V(restored) does this member's restore (or finishes an interrupted one).
-      - V(verified) records that the whole cluster was checked afterwards.
+      - V(restored) does this member's restore (or finishes an interrupted one), and sets up its
+        first start without etcd's initial corruption check (a systemd drop-in and a copy of
+        O(config_file)), since members started together would wait out that check's peer timeouts.
+      - V(verified) records that the whole cluster was checked afterwards and removes that
+        first-start override (systemd reloaded; etcd keeps running).
+      - V(held) writes the hold file (etcd must not start while it exists) and the systemd
+        drop-in that makes it so, then stops the O(stop) units that run.
+      - V(released) removes the hold file, reloads systemd and starts etcd without waiting
+        (members of a restored cluster report ready only once a quorum exists).
       - V(read) only returns the recorded state.
     type: str
-    choices: [restored, verified, read]
+    choices: [held, restored, released, verified, read]
     default: restored
   sha256:
     description: SHA-256 of the pinned snapshot; names the state record.
@@ -84,6 +91,19 @@ options:
     description: Where each restore's progress is recorded (root only).
     type: path
     default: /var/lib/etcd-restore
+  config_file:
+    description: etcd's configuration file, copied for the first start.
+    type: path
+    default: /etc/etcd/etcd.conf.yml
+  dropin_dir:
+    description: Folder of etcd's systemd drop-ins.
+    type: path
+    default: /etc/systemd/system/etcd.service.d
+  stop:
+    description: Units V(held) stops when they run, in one C(systemctl stop).
+    type: list
+    elements: str
+    default: [etcd-backup.timer, etcd-backup.service, etcd.service]
 """
 
 EXAMPLES = r"""
@@ -128,7 +148,8 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_restore import (
-    RestoreError, mark_verified, read_state, restore_argv, restore_member)
+    RestoreError, mark_verified, read_state, remove_first_start, restore_argv, restore_member, write_first_start,
+    write_hold, HOLD_FILE)
 
 
 def _owner(user: str):
@@ -141,15 +162,56 @@ def _owner(user: str):
     return own
 
 
+def _hold(module: AnsibleModule) -> dict:
+    p = module.params
+    actions = []
+    running = []
+    for unit in p["stop"]:
+        rc, out, _ = module.run_command(["systemctl", "is-active", unit])
+        if out.strip() in ("active", "activating", "reloading"):
+            running.append(unit)
+    if module.check_mode:
+        actions = ["hold etcd down (%s)" % p["state_dir"]] + (["stop " + " ".join(running)] if running else [])
+        return dict(changed=True, phase="", stamp="", aside=[], actions=actions)
+    written = write_hold(p["state_dir"], p["sha256"], p["dropin_dir"])
+    if written["guard"]:
+        module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+    if any(written.values()):
+        actions.append("held etcd down")
+    if running:
+        module.run_command(["systemctl", "stop"] + running, check_rc=True)
+        actions.append("stopped " + " ".join(running))
+    return dict(changed=bool(actions), phase="", stamp="", aside=[], actions=actions)
+
+
+def _release(module: AnsibleModule) -> dict:
+    p = module.params
+    hold = os.path.join(p["state_dir"], HOLD_FILE)
+    rc, out, _ = module.run_command(["systemctl", "is-active", "etcd.service"])
+    running = out.strip() in ("active", "activating")
+    actions = (["release the hold"] if os.path.lexists(hold) else []) + ([] if running else ["start etcd"])
+    if module.check_mode or not actions:
+        return dict(changed=bool(actions), phase="", stamp="", aside=[], actions=actions)
+    if os.path.lexists(hold):
+        os.unlink(hold)
+    module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+    if not running:
+        module.run_command(["systemctl", "start", "--no-block", "etcd.service"], check_rc=True)
+    return dict(changed=True, phase="", stamp="", aside=[], actions=actions)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["restored", "verified", "read"], default="restored"),
+            state=dict(type="str", choices=["held", "restored", "released", "verified", "read"], default="restored"),
             sha256=dict(type="str", required=True), snapshot=dict(type="path"), stamp=dict(type="str", default=""),
             data_dir=dict(type="path"), wal_dir=dict(type="str", default=""), version=dict(type="str"),
             bin_dir=dict(type="path", default="/usr/local/bin"), name=dict(type="str"), peer_url=dict(type="str"),
             initial_cluster=dict(type="str"), token=dict(type="str", no_log=False), bump_revision=dict(type="int", default=0),
-            owner=dict(type="str", default="etcd"), state_dir=dict(type="path", default="/var/lib/etcd-restore")),
+            owner=dict(type="str", default="etcd"), state_dir=dict(type="path", default="/var/lib/etcd-restore"),
+            config_file=dict(type="path", default="/etc/etcd/etcd.conf.yml"),
+            dropin_dir=dict(type="path", default="/etc/systemd/system/etcd.service.d"),
+            stop=dict(type="list", elements="str", default=["etcd-backup.timer", "etcd-backup.service", "etcd.service"])),
         required_if=[("state", "restored", ("snapshot", "stamp", "data_dir", "version", "name", "peer_url",
                                             "initial_cluster", "token"))],
         supports_check_mode=True,
@@ -160,11 +222,18 @@ def main() -> None:
             state = read_state(p["state_dir"], p["sha256"])
             module.exit_json(changed=False, phase=state.get("phase", ""), stamp=state.get("stamp", ""),
                              aside=state.get("aside", []), actions=[])
+        if p["state"] == "held":
+            module.exit_json(**_hold(module))
+        if p["state"] == "released":
+            module.exit_json(**_release(module))
         if p["state"] == "verified":
             if module.check_mode:
                 changed = read_state(p["state_dir"], p["sha256"]).get("phase") != "verified"
             else:
                 changed = mark_verified(p["state_dir"], p["sha256"])
+                if remove_first_start(p["config_file"], p["dropin_dir"]):
+                    module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+                    changed = True
             module.exit_json(changed=changed, phase="verified", stamp="", aside=[], actions=[])
 
         def command(data_dir: str, wal_dir: str):
@@ -179,6 +248,9 @@ def main() -> None:
 
         result = restore_member(p["state_dir"], p["sha256"], p["stamp"], p["data_dir"], p["wal_dir"],
                                 command, run, _owner(p["owner"]), check_mode=module.check_mode)
+        if not module.check_mode and result["phase"] == "restored":
+            etcd = os.path.join(p["bin_dir"], "etcd")
+            result["changed"] |= write_first_start(p["config_file"], p["dropin_dir"], etcd)
     except (RestoreError, OSError, KeyError) as e:
         module.fail_json(msg="%s: %s" % (p["name"] or "this member", e))
     module.exit_json(**result)

@@ -219,3 +219,55 @@ def test_every_member_must_hold_the_restored_revision_keys_and_one_hash():
     problems = " ".join(r.verify_problems(1000000055, 49, bad))
     assert "m3 did not answer" in problems and "m2 is at revision 55" in problems
     assert "m2 holds 48 keys" in problems and "disagree on hashkv" in problems
+
+
+CONFIG_35 = "# Ansible managed\nname: m1\nexperimental-initial-corrupt-check: true\nexperimental-compact-hash-check-enabled: true\n"
+CONFIG_36 = "name: m1\nfeature-gates: InitialCorruptCheck=true,CompactHashCheck=true\n"
+
+
+@pytest.mark.parametrize("text, off, kept", [
+    (CONFIG_35, "experimental-initial-corrupt-check: false", "experimental-compact-hash-check-enabled: true"),
+    (CONFIG_36, "feature-gates: InitialCorruptCheck=false,CompactHashCheck=true", "name: m1"),
+])
+def test_the_first_start_after_a_restore_skips_only_the_initial_corruption_check(text, off, kept):
+    out = r.first_start_config(text).splitlines()
+    assert off in out and kept in out
+    assert [line for line in out if not line.startswith("#")] == [
+        off if "InitialCorrupt" in line or "initial-corrupt" in line else line
+        for line in text.splitlines() if not line.startswith("#")]
+
+
+def test_the_first_start_override_is_written_once_and_removed_after_verification(tmp_path):
+    etc, dropins = tmp_path / "etc", tmp_path / "etcd.service.d"
+    etc.mkdir()
+    config = etc / "etcd.conf.yml"
+    config.write_text(CONFIG_35)
+    config.chmod(0o640)
+    assert r.write_first_start(str(config), str(dropins), "/usr/local/bin/etcd")
+    copy, dropin = etc / r.FIRST_START_CONFIG, dropins / r.FIRST_START_DROPIN
+    assert "experimental-initial-corrupt-check: false" in copy.read_text()
+    assert oct(copy.stat().st_mode & 0o777) == "0o640"
+    assert dropin.read_text().splitlines()[-2:] == [
+        "ExecStart=", "ExecStart=/usr/local/bin/etcd --config-file %s" % copy]
+    assert not r.write_first_start(str(config), str(dropins), "/usr/local/bin/etcd")  # a re-run
+    assert config.read_text() == CONFIG_35  # the managed file is never touched
+    assert r.remove_first_start(str(config), str(dropins))
+    assert not copy.exists() and not dropin.exists() and config.exists()
+    assert not r.remove_first_start(str(config), str(dropins))
+
+
+def test_no_override_without_a_configuration(tmp_path):
+    assert not r.write_first_start(str(tmp_path / "missing.yml"), str(tmp_path / "d"), "/usr/local/bin/etcd")
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_hold_keeps_etcd_down_until_released(tmp_path):
+    state, dropins = tmp_path / "state", tmp_path / "etcd.service.d"
+    assert r.write_hold(str(state), SHA, str(dropins)) == {"hold": True, "guard": True}
+    assert (state / r.HOLD_FILE).read_text() == SHA + "\n"
+    assert oct((state / r.HOLD_FILE).stat().st_mode & 0o777) == "0o600"
+    assert "ConditionPathExists=!%s" % (state / r.HOLD_FILE) in (dropins / r.GUARD_DROPIN).read_text().splitlines()
+    # A re-run (a killed restore) changes nothing; another restore rewrites the hold only.
+    assert r.write_hold(str(state), SHA, str(dropins)) == {"hold": False, "guard": False}
+    other = hashlib.sha256(b"other").hexdigest()
+    assert r.write_hold(str(state), other, str(dropins)) == {"hold": True, "guard": False}
