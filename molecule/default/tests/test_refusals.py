@@ -49,6 +49,10 @@ CASES = {
     "backup schedule systemd cannot parse": (
         ALL, ["-e", '{"etcd_backup_schedule": "every full moon"}'],
         ["every full moon", "is not a systemd calendar expression", "systemd-analyze calendar"]),
+    "drill schedule systemd cannot parse": (
+        ALL, ["-e", '{"etcd_drill_schedule": "every full moon"}'],
+        ["On drill host mon: etcd_drill_schedule 'every full moon' is not a systemd calendar expression",
+         "systemd-analyze calendar"], ["mon"]),
     "cluster name unfit for snapshot file names": (
         ALL, ["-e", '{"etcd_cluster_name": "prod eu"}'], ["names snapshot files", "rename it"]),
     "backup folder inside the etcd data dir": (
@@ -127,11 +131,11 @@ def other_ca(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_refused_before_any_host_changes(case, tmp_path, request):
-    hosts, extra, expected = CASES[case]
+    hosts, extra, expected, *drill_hosts = CASES[case]
     if any("{other_ca}" in arg for arg in extra):
         extra = [arg.format(other_ca=request.getfixturevalue("other_ca")) for arg in extra]
     before, pki_before = snapshot(), controller_pki()
-    result = run_site(tmp_path, hosts, *extra)
+    result = run_site(tmp_path, hosts, *extra, drill_hosts=drill_hosts[0] if drill_hosts else ())
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     flat = " ".join(output.split())  # the YAML callback folds long messages
