@@ -167,7 +167,7 @@ def _hold(module: AnsibleModule) -> dict:
     actions = []
     running = []
     for unit in p["stop"]:
-        rc, out, _ = module.run_command(["systemctl", "is-active", unit])
+        out = module.run_command(["systemctl", "is-active", unit])[1]
         if out.strip() in ("active", "activating", "reloading"):
             running.append(unit)
     if module.check_mode:
@@ -187,7 +187,7 @@ def _hold(module: AnsibleModule) -> dict:
 def _release(module: AnsibleModule) -> dict:
     p = module.params
     hold = os.path.join(p["state_dir"], HOLD_FILE)
-    rc, out, _ = module.run_command(["systemctl", "is-active", "etcd.service"])
+    out = module.run_command(["systemctl", "is-active", "etcd.service"])[1]
     running = out.strip() in ("active", "activating")
     actions = (["release the hold"] if os.path.lexists(hold) else []) + ([] if running else ["start etcd"])
     if module.check_mode or not actions:
