@@ -45,7 +45,7 @@ _FIX_CA = ("renew the CA from its own key: move ca.crt aside on the controller, 
 _FIX_BACKUP = "check etcd-backup.timer / journalctl -u etcd-backup on the members; run playbooks/backup.yml"
 _FIX_DRILL = "run playbooks/restore-drill.yml (scheduled runs: etcd-drill.timer, journalctl -u etcd-drill)"
 _FIX_ALARM = {
-    "NOSPACE": "free space (etcdctl compact <revision>, etcdctl defrag --cluster), then etcdctl alarm disarm",
+    "NOSPACE": "run playbooks/maintenance.yml -e etcd_maintenance_mode=nospace (compact, defragment each member, disarm)",
     "CORRUPT": "compare etcdctl endpoint hashkv --cluster, replace the member whose data differs, "
                "then etcdctl alarm disarm",
 }
@@ -219,7 +219,7 @@ def _member_row(m: Mapping[str, Any], info: Mapping[str, Any], leader: Optional[
     ratio = round(db_size / quota, 4) if reachable else None
     if ratio is not None and ratio > lim["db_quota_ratio"]:
         # etcd raises NOSPACE on the file size; defrag only helps if much of it is free pages.
-        fix = ("compact and defragment (etcdctl compact <revision>, etcdctl defrag --cluster)"
+        fix = ("defragment: run playbooks/maintenance.yml (one member at a time, the leader last)"
                if in_use / quota <= lim["db_quota_ratio"] else
                "the data itself is this large: delete keys or raise etcd_quota_backend_bytes and run playbooks/site.yml")
         attention.append("%s: db size %s is %.0f%% of the %s quota (limit %.0f%%, in use %s): %s"

@@ -202,8 +202,8 @@ def status_problems(status: Mapping[str, Any], members: Sequence[Mapping[str, An
     for alarm in status.get("alarms") or []:
         problems.append(
             "the cluster holds a %s alarm (member %s): etcd refuses writes until it is dealt with, and no "
-            "restart would pass its health gate; for NOSPACE compact, defragment and disarm it (README, "
-            "Refusals) before changing anything" % (alarm.get("alarm"), alarm.get("member") or alarm.get("member_id_hex")))
+            "restart would pass its health gate; for NOSPACE run playbooks/maintenance.yml -e "
+            "etcd_maintenance_mode=nospace before changing anything" % (alarm.get("alarm"), alarm.get("member") or alarm.get("member_id_hex")))
     return problems
 
 

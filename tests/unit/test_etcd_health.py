@@ -214,10 +214,10 @@ ATTENTION_CASES = [
     ("status problem kept as worded", _unhealthy_m3,
      ["member m3 (https://10.0.0.3:2379) unreachable: context deadline exceeded (connection refused)"]),
     ("alarm from etcd_status", _alarm("status"),
-     ["m2 (etcd-2): alarm NOSPACE is raised:", "etcdctl defrag --cluster", "etcdctl alarm disarm"]),
+     ["m2 (etcd-2): alarm NOSPACE is raised:", "playbooks/maintenance.yml -e etcd_maintenance_mode=nospace"]),
     ("alarm by member id", _alarm("id"), ["m2 (etcd-2): alarm NOSPACE is raised:"]),
     ("db size over the default quota", _set_member("m2", db_size=int(1.8 * GIB), db_size_in_use=GIB),
-     ["m2 (etcd-2): db size 1.8 GiB is 90% of the 2.0 GiB quota (limit 80%", "etcdctl defrag --cluster"]),
+     ["m2 (etcd-2): db size 1.8 GiB is 90% of the 2.0 GiB quota (limit 80%", "run playbooks/maintenance.yml"]),
     ("db size over a reported 3.6 quota", _set_member("m3", db_size_quota=240 * 1024 ** 2),
      ["m3 (etcd-3): db size 200.0 MiB is 83% of the 240.0 MiB quota"]),
     ("db in use near the quota", _set_member("m3", db_size=int(1.9 * GIB), db_size_in_use=int(1.8 * GIB)),
@@ -406,8 +406,8 @@ def test_real_nospace_capture():
     status = _capture_status("3.5.30", "alarm_nospace")
     members = _capture_members(status)
     r = health_report(status, members, {}, {}, NOW)
-    assert r["attention"] == ["m1: alarm NOSPACE is raised: free space (etcdctl compact <revision>, "
-                              "etcdctl defrag --cluster), then etcdctl alarm disarm"]
+    assert r["attention"] == ["m1: alarm NOSPACE is raised: run playbooks/maintenance.yml -e "
+                              "etcd_maintenance_mode=nospace (compact, defragment each member, disarm)"]
     # The capture ran with --quota-backend-bytes=8MiB, which 3.5 does not report: pass it as a limit.
     r = health_report(status, members, {}, {"db_quota_bytes": 8 * 1024 ** 2}, NOW)
     assert sorted(a.split(":")[0] for a in r["attention"][1:]) == ["m1", "m2", "m3", "m4"]

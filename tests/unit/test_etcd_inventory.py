@@ -250,7 +250,7 @@ def test_an_alarm_is_refused_with_what_to_do():
     status = _status(healthy=True)
     status["alarms"] = [{"member_id_hex": "1a", "member": "m1", "alarm": "NOSPACE"}]
     problems = inventory.status_problems(status, FACTS)
-    assert len(problems) == 1 and "NOSPACE alarm (member m1)" in problems[0] and "disarm" in problems[0]
+    assert len(problems) == 1 and "NOSPACE alarm (member m1)" in problems[0] and "etcd_maintenance_mode=nospace" in problems[0]
 
 
 def _running(**extra):
