@@ -38,9 +38,11 @@ options:
         drop-in that makes it so, then stops the O(stop) units that run.
       - V(released) removes the hold file, reloads systemd and starts etcd without waiting
         (members of a restored cluster report ready only once a quorum exists).
+      - V(running) removes the first-start override once etcd runs on every member (systemd
+        reloaded), so a later start (a crash, a reboot, a configuration change) checks again.
       - V(read) only returns the recorded state.
     type: str
-    choices: [held, restored, released, verified, read]
+    choices: [held, restored, released, running, verified, read]
     default: restored
   sha256:
     description: SHA-256 of the pinned snapshot; names the state record.
@@ -203,7 +205,7 @@ def _release(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["held", "restored", "released", "verified", "read"], default="restored"),
+            state=dict(type="str", choices=["held", "restored", "released", "running", "verified", "read"], default="restored"),
             sha256=dict(type="str", required=True), snapshot=dict(type="path"), stamp=dict(type="str", default=""),
             data_dir=dict(type="path"), wal_dir=dict(type="str", default=""), version=dict(type="str"),
             bin_dir=dict(type="path", default="/usr/local/bin"), name=dict(type="str"), peer_url=dict(type="str"),
@@ -226,6 +228,12 @@ def main() -> None:
             module.exit_json(**_hold(module))
         if p["state"] == "released":
             module.exit_json(**_release(module))
+        if p["state"] == "running":
+            removed = not module.check_mode and remove_first_start(p["config_file"], p["dropin_dir"])
+            if removed:
+                module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+            module.exit_json(changed=removed, phase="", stamp="", aside=[],
+                             actions=["removed the first-start override"] if removed else [])
         if p["state"] == "verified":
             if module.check_mode:
                 changed = read_state(p["state_dir"], p["sha256"]).get("phase") != "verified"

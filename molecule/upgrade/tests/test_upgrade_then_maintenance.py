@@ -8,6 +8,7 @@ refused, the recovery, writes work again and every write acknowledged before is 
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -37,15 +38,25 @@ def make_free_space(prefix: str, count: int = 40) -> None:
     admin("head -c 300000 /dev/urandom | base64 -w0 > /tmp/value; "
           "for i in $(seq 1 %d); do etcdctl put %s$i < /tmp/value >/dev/null; done; etcdctl del --prefix %s >/dev/null; "
           "rev=$(etcdctl endpoint status -w fields | awk \"/\\\"Revision\\\"/ {print \\$NF; exit}\"); "
-          "etcdctl compact $rev >/dev/null" % (count, prefix, prefix))
+          "etcdctl compact --physical $rev >/dev/null" % (count, prefix, prefix))
+
+
+def databases() -> dict:
+    """Each member's database size, who leads, and the alarms: what a maintenance run changes."""
+    status = admin("etcdctl endpoint status --cluster -w json").stdout
+    alarms = admin("etcdctl alarm list").stdout
+    return {"status": sorted((s["Endpoint"], s["Status"]["dbSize"], s["Status"]["leader"]) for s in json.loads(status)),
+            "alarms": alarms}
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(tmp_path):
     make_free_space("/maintenance/plan/")
-    before = snapshot()
+    before, databases_before = snapshot(), databases()
     planned = maintenance(tmp_path, "--check", "-e", "etcd_maintenance_defrag_min_free_bytes=%d" % MIB)
     out = flat(planned)
     assert planned.returncode == 0, out[-3000:]
+    assert not re.search(r"changed=[1-9]", planned.stdout)
+    assert databases() == databases_before
     turns = re.findall(r"defragment \d: (u\d)( \(leader)?", out)
     assert len(turns) == 3 and [bool(t[1]) for t in turns] == [False, False, True], turns
     assert "Check mode: nothing changes." in out
@@ -62,6 +73,7 @@ def test_a_member_name_not_in_the_cluster_is_refused_and_nothing_changes(tmp_pat
 
 
 def test_a_defrag_under_load_goes_leader_last_and_loses_no_write(tmp_path):
+    make_free_space("/maintenance/defrag/")
     writer = Writer(tmp_path, "/writer/defrag/").start()
     try:
         done = maintenance(tmp_path, "-e", "etcd_maintenance_defrag_min_free_bytes=%d" % MIB)
@@ -84,10 +96,11 @@ def test_nospace_is_recovered_and_every_write_before_it_is_kept(tmp_path):
     small = run_site(tmp_path / "quota", ALL, *CLUSTER, "-e", "etcd_quota_backend_bytes=%d" % (24 * MIB))
     assert small.returncode == 0, flat(small)[-3000:]
     admin("for i in $(seq 1 30); do etcdctl put /maintenance/keep/$i v$i >/dev/null; done")
-    # Fill until etcd refuses: each write that was acknowledged is counted.
-    filled = admin("head -c 300000 /dev/urandom | base64 -w0 > /tmp/value; n=0; "
-                   "for i in $(seq 1 200); do etcdctl put /maintenance/fill/$i < /tmp/value >/dev/null 2>/tmp/err "
-                   "|| break; n=$i; done; echo $n; cat /tmp/err")
+    # Fill with the history of one key until etcd refuses: only compaction can free that
+    # space, so the recovery must compact as well as defragment. The last value acknowledged
+    # is the one that must be there.
+    filled = admin("n=0; for i in $(seq 1 200); do (echo $i; head -c 300000 /dev/urandom | base64 -w0) "
+                   "| etcdctl put /maintenance/fill >/dev/null 2>/tmp/err || break; n=$i; done; echo $n; cat /tmp/err")
     acked = int(filled.stdout.split()[0])
     assert "database space exceeded" in filled.stdout and 0 < acked < 200, filled.stdout
     assert "NOSPACE" in admin("etcdctl alarm list").stdout
@@ -104,8 +117,10 @@ def test_nospace_is_recovered_and_every_write_before_it_is_kept(tmp_path):
     assert admin("etcdctl alarm list").stdout.strip() == ""
     assert admin("etcdctl put /maintenance/after ok").stdout.strip() == "OK"
     kept = admin("etcdctl get /maintenance/keep/ --prefix --keys-only | grep -c keep").stdout.strip()
-    fills = admin("etcdctl get /maintenance/fill/ --prefix --keys-only | grep -c fill").stdout.strip()
-    assert (int(kept), int(fills)) == (30, acked)
+    last = admin("etcdctl get /maintenance/fill --print-value-only | head -n 1").stdout.strip()
+    assert (int(kept), last) == (30, str(acked))
+    sizes = [s["Status"]["dbSize"] for s in json.loads(admin("etcdctl endpoint status --cluster -w json").stdout)]
+    assert len(sizes) == 3 and max(sizes) < 12 * MIB, sizes  # the history went, not just free pages
     again = maintenance(tmp_path / "again", "-e", "etcd_maintenance_mode=nospace")
     assert again.returncode == 0 and "nothing to recover" in flat(again)
     assert not re.search(r"changed=[1-9]", again.stdout)
