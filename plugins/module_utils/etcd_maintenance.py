@@ -42,7 +42,7 @@ def other_alarms(status: Mapping[str, Any]) -> List[str]:
 
 
 def defrag_plan(status: Mapping[str, Any], mode: str, min_free_bytes: int,
-                only: Sequence[str] = ()) -> Dict[str, Any]:
+                only: Sequence[str] = (), allow_downtime: bool = False) -> Dict[str, Any]:
     """Which members to defragment, in order: followers by name, then the leader.
 
     defrag mode: only members whose free space inside the database (db_size - db_size_in_use)
@@ -59,6 +59,11 @@ def defrag_plan(status: Mapping[str, Any], mode: str, min_free_bytes: int,
     if unknown:
         problems.append("etcd_maintenance_members names %s, not a voting member of this cluster (%s): "
                         "use names from playbooks/status.yml" % (", ".join(unknown), ", ".join(names)))
+    voters = int(status.get("voting_members") or 0)
+    if voters and voters - int(status.get("quorum") or 0) < 1 and not allow_downtime:
+        problems.append("%d voting member(s) have no quorum margin: a member being defragmented serves nothing, "
+                        "so every write stops while it runs; grow the cluster to 3 or 5 members first, or accept "
+                        "that with etcd_maintenance_allow_downtime: true" % voters)
     if mode == "nospace" and only:
         problems.append("nospace mode defragments every member (the alarm clears only once all are): "
                         "leave etcd_maintenance_members empty")

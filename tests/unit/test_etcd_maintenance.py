@@ -71,3 +71,11 @@ def test_leadership_goes_to_a_healthy_member_already_done():
 def test_the_report_shows_before_after_and_time():
     lines = m.report_lines([{"name": "a", "before": 300 * MIB, "after": 100 * MIB, "seconds": 1.25}])
     assert lines[1].split() == ["a", "300.0", "MiB", "100.0", "MiB", "1.2"]
+
+
+def test_a_cluster_without_quorum_margin_needs_the_downtime_accepted():
+    two = dict(status(member("a", leader=True), member("b")), voting_members=2, quorum=2)
+    assert "2 voting member(s) have no quorum margin" in m.defrag_plan(two, "defrag", 0)["problems"][0]
+    assert m.defrag_plan(two, "defrag", 0, allow_downtime=True)["problems"] == []
+    three = dict(status(member("a", leader=True), member("b"), member("c")), voting_members=3, quorum=2)
+    assert m.defrag_plan(three, "defrag", 0)["problems"] == []
