@@ -312,22 +312,24 @@ def guard_dropin(state_dir: str) -> str:
             "[Unit]\nConditionPathExists=!%s\n" % os.path.join(state_dir, HOLD_FILE))
 
 
+def _write_if_changed(path: str, content: str, mode: int, uid: int = 0, gid: int = 0, dir_mode: int = 0o755) -> bool:
+    """Write one small file (atomically, with its owner) unless it already holds content."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == content:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), mode=dir_mode, exist_ok=True)
+    write_atomic(path, content, mode)
+    os.chown(path, uid, gid)
+    return True
+
+
 def write_hold(state_dir: str, sha256: str, dropin_dir: str) -> Dict[str, bool]:
     """Write the hold file and the guard drop-in; which of them changed ({'hold', 'guard'})."""
-    wanted = {"hold": (os.path.join(state_dir, HOLD_FILE), sha256 + "\n", 0o600),
-              "guard": (os.path.join(dropin_dir, GUARD_DROPIN), guard_dropin(state_dir), 0o644)}
-    changed = {}
-    for key, (path, content, mode) in wanted.items():
-        try:
-            with open(path, encoding="utf-8") as f:
-                changed[key] = f.read() != content
-        except FileNotFoundError:
-            changed[key] = True
-        if changed[key]:
-            os.makedirs(os.path.dirname(path), mode=0o700 if key == "hold" else 0o755, exist_ok=True)
-            write_atomic(path, content, mode)
-            os.chown(path, 0, 0)
-    return changed
+    return {"hold": _write_if_changed(os.path.join(state_dir, HOLD_FILE), sha256 + "\n", 0o600, dir_mode=0o700),
+            "guard": _write_if_changed(os.path.join(dropin_dir, GUARD_DROPIN), guard_dropin(state_dir), 0o644)}
 
 
 # etcd's start-up corruption check (a member with data) asks each peer for its hash before
@@ -368,21 +370,9 @@ def write_first_start(config_file: str, dropin_dir: str, etcd_binary: str) -> bo
     except FileNotFoundError:
         return False  # not provisioned: etcd has nothing to start with either
     config = os.path.join(os.path.dirname(config_file), FIRST_START_CONFIG)
-    wanted = {config: (first_start_config(text), st.st_mode & 0o777, st.st_uid, st.st_gid),
-              os.path.join(dropin_dir, FIRST_START_DROPIN): (first_start_dropin(etcd_binary, config), 0o644, 0, 0)}
-    changed = False
-    for path, (content, mode, uid, gid) in wanted.items():
-        try:
-            with open(path, encoding="utf-8") as f:
-                if f.read() == content:
-                    continue
-        except FileNotFoundError:
-            pass
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        write_atomic(path, content, mode)
-        os.chown(path, uid, gid)
-        changed = True
-    return changed
+    copied = _write_if_changed(config, first_start_config(text), st.st_mode & 0o777, st.st_uid, st.st_gid)
+    dropin = _write_if_changed(os.path.join(dropin_dir, FIRST_START_DROPIN), first_start_dropin(etcd_binary, config), 0o644)
+    return copied or dropin
 
 
 def remove_first_start(config_file: str, dropin_dir: str) -> bool:
