@@ -18,7 +18,7 @@ import shutil
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_backup import (
-    fsync_dir, parse_snapshot_name, write_atomic)
+    file_digests, fsync_dir, parse_snapshot_name, write_atomic)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import at_least, parse_version
 
 # recovery.md: 1'000'000'000 revisions cover a week-old snapshot below 1500 writes/s.
@@ -389,3 +389,41 @@ def remove_first_start(config_file: str, dropin_dir: str) -> bool:
 def _last_line(text: str) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else "(no output)"
+
+
+def place_copy(staged: Optional[str], dest: str, sha256: str) -> Dict[str, Any]:
+    """Put a staged upload of the pinned snapshot at ``dest`` (root, 0600) with its .sha256.
+
+    Without ``staged``, only reports whether ``dest`` already holds the pinned snapshot (a
+    re-run sends nothing). A staged file on dest's file system is renamed, not copied; its
+    SHA-256 is read once, and a file that is not the pinned snapshot never reaches ``dest``.
+    Returns {'present', 'sha256', 'trailer_ok', 'changed'}; raises ValueError on a mismatch.
+    """
+    def answer(present: bool, digest: Optional[str], trailer_ok: Optional[bool], changed: bool) -> Dict[str, Any]:
+        return {"present": present, "sha256": digest, "trailer_ok": trailer_ok, "changed": changed}
+
+    sidecar = "%s  %s\n" % (sha256, os.path.basename(dest))
+    if staged is None:
+        if not os.path.isfile(dest):
+            return answer(False, None, None, False)
+        digest, trailer_ok = file_digests(dest)
+        return answer(digest == sha256, digest, trailer_ok, False)
+    partial = dest + ".partial"
+    if os.stat(staged).st_dev == os.stat(os.path.dirname(dest) or ".").st_dev:
+        os.replace(staged, partial)
+    else:
+        shutil.copyfile(staged, partial)
+        os.unlink(staged)
+    digest, trailer_ok = file_digests(partial)
+    if digest != sha256:
+        os.unlink(partial)  # the upload, not an operator's file
+        raise ValueError("the copy on this member has SHA-256 %s, not the pinned %s: the transfer was damaged; "
+                         "run the restore again" % (digest, sha256))
+    if os.geteuid() == 0:
+        os.chown(partial, 0, 0)
+    os.chmod(partial, 0o600)
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, dest)
+    write_atomic(dest + ".sha256", sidecar, 0o600)
+    return answer(True, digest, trailer_ok, True)

@@ -271,3 +271,44 @@ def test_the_hold_keeps_etcd_down_until_released(tmp_path):
     assert r.write_hold(str(state), SHA, str(dropins)) == {"hold": False, "guard": False}
     other = hashlib.sha256(b"other").hexdigest()
     assert r.write_hold(str(state), other, str(dropins)) == {"hold": True, "guard": False}
+
+
+def _snapshot_bytes(body: bytes = b"b" * 480) -> bytes:
+    """A file shaped like `snapshot save` output: body (size % 512 == 0 after trailer removal) + sha256(body)."""
+    return body + hashlib.sha256(body).digest()
+
+
+def test_place_copy_probe_reports_absent_then_present_without_changing_anything(tmp_path):
+    data = _snapshot_bytes(b"x" * 512)
+    dest = tmp_path / NAME
+    assert r.place_copy(None, str(dest), hashlib.sha256(data).hexdigest()) == {
+        "present": False, "sha256": None, "trailer_ok": None, "changed": False}
+    dest.write_bytes(data)
+    got = r.place_copy(None, str(dest), hashlib.sha256(data).hexdigest())
+    assert got["present"] and got["trailer_ok"] and not got["changed"]
+    assert not (tmp_path / (NAME + ".sha256")).exists()
+
+
+def test_place_copy_moves_a_matching_upload_into_place_private_with_its_sha256(tmp_path):
+    data = _snapshot_bytes(b"y" * 512)
+    sha = hashlib.sha256(data).hexdigest()
+    staged = tmp_path / "upload"
+    staged.write_bytes(data)
+    dest = tmp_path / "state" / NAME
+    dest.parent.mkdir()
+    got = r.place_copy(str(staged), str(dest), sha)
+    assert got == {"present": True, "sha256": sha, "trailer_ok": True, "changed": True}
+    assert dest.read_bytes() == data and oct(dest.stat().st_mode & 0o777) == "0o600"
+    assert (tmp_path / "state" / (NAME + ".sha256")).read_text() == "%s  %s\n" % (sha, NAME)
+    assert not staged.exists() and not (tmp_path / "state" / (NAME + ".partial")).exists()
+
+
+def test_place_copy_refuses_a_damaged_upload_and_leaves_the_old_copy_alone(tmp_path):
+    data = _snapshot_bytes(b"z" * 512)
+    staged = tmp_path / "upload"
+    staged.write_bytes(data[:-1] + b"\0")
+    dest = tmp_path / NAME
+    dest.write_bytes(b"an older copy")
+    with pytest.raises(ValueError, match="transfer was damaged"):
+        r.place_copy(str(staged), str(dest), hashlib.sha256(data).hexdigest())
+    assert dest.read_bytes() == b"an older copy" and not (tmp_path / (NAME + ".partial")).exists()
