@@ -53,7 +53,10 @@ def defrag_plan(status: Mapping[str, Any], mode: str, min_free_bytes: int,
     problems: List[str] = []
     if mode not in MODES:
         problems.append("etcd_maintenance_mode is %r: use defrag or nospace" % mode)
-    members = [m for m in status.get("members") or [] if not m.get("is_learner")]
+    if isinstance(only, str):  # -e etcd_maintenance_members=a,b
+        only = [n.strip() for n in only.split(",") if n.strip()]
+    everyone = list(status.get("members") or [])
+    members = [m for m in everyone if not m.get("is_learner")]
     names = [str(m.get("name")) for m in members]
     unknown = [n for n in only if n not in names]
     if unknown:
@@ -82,6 +85,11 @@ def defrag_plan(status: Mapping[str, Any], mode: str, min_free_bytes: int,
         else:
             row["why"] = "NOSPACE recovery" if mode == "nospace" else "%s free" % _mib(row["free"])
             rows.append(row)
+    # A learner answers no linearizable read, so the health gates cannot follow it: promote it first.
+    skipped += [{"name": str(m.get("name")), "endpoint": str(m.get("endpoint") or ""), "id_hex": str(m.get("id_hex")),
+                 "is_leader": False, "db_size": int(m.get("db_size") or 0), "in_use": int(m.get("db_size_in_use") or 0),
+                 "free": 0, "why": "a learner: not defragmented here (promote it first)"}
+                for m in everyone if m.get("is_learner")]
     for row in rows:
         if not row["endpoint"]:
             problems.append("member %s has no client URL to defragment through" % row["name"])

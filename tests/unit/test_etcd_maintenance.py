@@ -35,6 +35,14 @@ def test_nospace_defragments_every_member_and_learners_never():
                          "nospace", 100 * MIB)
     assert [r["name"] for r in plan["order"]] == ["a", "b"]
     assert "compact to revision 42" in m.plan_lines(plan, "nospace", 42)[0]
+    assert [(r["name"], r["why"]) for r in plan["skipped"]] == [("l", "a learner: not defragmented here (promote it first)")]
+
+
+def test_member_names_given_as_one_comma_separated_string():
+    plan = m.defrag_plan(status(member("ab"), member("b", leader=True), member("c")), "defrag", 100 * MIB, "ab, c")
+    assert [r["name"] for r in plan["order"]] == ["ab", "c"] and plan["problems"] == []
+    assert m.defrag_plan(status(member("ab")), "defrag", 100 * MIB, "a")["problems"][0].startswith(
+        "etcd_maintenance_members names a, not")
 
 
 def test_unknown_member_names_and_modes_are_refused():
