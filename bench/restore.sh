@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark: recovery time (RTO) of a full-cluster restore of a ~1 GiB snapshot on three
-# members, and in the same run on the same hosts the floor:
-#   playbook  playbooks/restore.yml: pin and verify the snapshot, copy it to every member and
-#             check each copy, stop, move aside, restore, start together, check revision,
-#             hashkv and key count on every member
-#   floor     by hand on one member, the snapshot already there: etcdutl snapshot restore
-#             (same flags) plus starting that one member until it answers /health
-# Prints both, the ratio, and the playbook's own step table. Target: playbook <= 1.5 x floor
-# plus a fixed overhead (Ansible's round trips and the copies), printed as measured.
+# members, against its floors, measured in the same run on the same hosts:
+#   playbook     playbooks/restore.yml: pin and verify the snapshot, copy it to every member and
+#                check each copy, stop, move aside, restore, start together, check revision,
+#                hashkv and key count on every member
+#   floor        by hand on one member, the snapshot already there: etcdutl snapshot restore
+#                (same flags) plus starting that one member until it answers /health
+#   copy floor   putting the snapshot on every member: a plain ssh cat to each, all at once
+#   check floor  verifying the copy on every member at once, as the playbook must before the
+#                cluster is touched: sha256sum, then etcdutl snapshot status
+# The same is measured with a small (~8 MiB) snapshot taken earlier in the run: what the
+# playbook needs beyond its floors there is the fixed overhead (Ansible's tasks and round trips).
+# Target: playbook <= 1.5 x floor + fixed overhead + copy floor + check floor.
 #
 # Env: SNAPSHOT_MIB (default 1024) database size to fill; KEEP_LAB=1 leaves the cluster running.
 # The lab hosts are recreated fresh at the start and at the end, like the other benches.
@@ -17,17 +21,21 @@ export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 export PATH="$PWD/.venv/bin:$PATH"
 
 SNAPSHOT_MIB=${SNAPSHOT_MIB:-1024}
+SMALL_MIB=8
 VERSION=3.5.30
 IPS=(172.31.240.11 172.31.240.12 172.31.240.13)
 KEY=.lab/ssh/id_ed25519
+STATE_DIR=/var/lib/etcd-restore
 work="$PWD/.cache/bench/restore-$(date +%Y%m%dT%H%M%S)"
-mkdir -p "$work/snapshots"
+mkdir -p "$work/small" "$work/big"
 pki="$work/pki"
 extra=(-e "etcd_pki_controller_dir=$pki" -e "etcd_controller_cache_dir=$work/releases" -e etcd_backup_timer_enabled=false
-  -e "etcd_version=$VERSION" -e "etcd_backup_fetch_dir=$work/snapshots" -e etcd_quota_backend_bytes=4294967296)
+  -e "etcd_version=$VERSION" -e "etcd_backup_fetch_dir=$work/fetched" -e etcd_quota_backend_bytes=4294967296)
 
 log() { printf '%s %s\n' "$(date +%T)" "$*"; }
 die() { echo "restore.sh: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk "BEGIN {print $(now) - $1}"; }
 on() { ssh -i "$KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "ops@$1" "$2"; }
 play() {  # play LOG PLAYBOOK ARGS...
   local out=$1; shift
@@ -46,55 +54,48 @@ cleanup() {
   exit "$rc"
 }
 
-echo "restore benchmark: ~$SNAPSHOT_MIB MiB snapshot, etcd $VERSION, 3 members, $(nproc) cores"
-log "recreating the lab hosts"
-lab/down.sh >/dev/null
-lab/up.sh >/dev/null
-trap cleanup EXIT
+# fill FROM TO: 512 KiB random values (incompressible, under etcd's 1.5 MiB request limit),
+# written on the first member through its own etcdctl as admin.
+fill() {
+  on "${IPS[0]}" "sudo bash -lc 'head -c 393216 /dev/urandom | base64 -w0 > /tmp/value; \
+    for i in \$(seq -w $1 $2); do etcdctl put /bench/restore/\$i < /tmp/value >/dev/null || exit 1; done; \
+    etcdctl endpoint status -w table'" >>"$work/fill.log" 2>&1 || die "filling failed, see $work/fill.log"
+}
 
-log "provisioning"
-play provision.log playbooks/site.yml -e etcd_disk_fsync_p99_max_ms=100
+# take DIR: the backup job itself takes a snapshot (on the leader); it is streamed out with
+# ssh (Ansible's fetch reads root's files through base64 in memory under become). Prints its path.
+take() {
+  local ip taken
+  for ip in "${IPS[@]}"; do on "$ip" "sudo systemctl start etcd-backup.service"; done
+  for ip in "${IPS[@]}"; do
+    taken=$(on "$ip" "sudo cat /var/lib/etcd-backup/last-run.json" | python -c \
+      'import json,sys; r=json.load(sys.stdin); print(r["snapshot"] if r["action"] == "taken" else "")')
+    [[ -n $taken ]] || continue
+    on "$ip" "sudo cat $taken" >"$1/$(basename "$taken")"
+    on "$ip" "sudo cat $taken.sha256" >"$1/$(basename "$taken").sha256"
+  done
+  find "$1" -name '*.db' | head -n 1
+}
 
-# 512 KiB random values (incompressible, under etcd's 1.5 MiB request limit), written on the
-# first member through its own etcdctl as admin.
-log "filling ~$SNAPSHOT_MIB MiB"
-on "${IPS[0]}" "sudo bash -lc 'head -c 393216 /dev/urandom | base64 -w0 > /tmp/value; \
-  for i in \$(seq -w 1 $((SNAPSHOT_MIB * 2))); do etcdctl put /bench/restore/\$i < /tmp/value >/dev/null || exit 1; done; \
-  etcdctl endpoint status -w table'" >"$work/fill.log" 2>&1 || die "filling failed, see $work/fill.log"
+# measure LABEL SNAPSHOT: the playbook, then the floors; appends "label size playbook restore
+# start copy check" to $work/figures.
+measure() {
+  local label=$1 snapshot=$2 name sha t0 playbook copy check restore start
+  name=$(basename "$snapshot")
+  sha=$(sha256sum "$snapshot" | cut -d' ' -f1)
+  log "$label: playbooks/restore.yml"
+  t0=$(now)
+  # profile_tasks: the slowest tasks, printed below, show where the time before the stop goes.
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
+    play "restore-$label.log" playbooks/restore.yml -e "etcd_restore_snapshot=$snapshot" -e "etcd_restore_confirm=$sha"
+  playbook=$(since "$t0")
 
-# The backup job itself takes it (on the leader); it is streamed out with ssh: Ansible's
-# fetch reads root's files through base64 in memory under become, far too slow for 1 GiB.
-log "taking the snapshot (the backup job, on every member: the leader takes it)"
-for ip in "${IPS[@]}"; do on "$ip" "sudo systemctl start etcd-backup.service"; done
-for ip in "${IPS[@]}"; do
-  taken=$(on "$ip" "sudo cat /var/lib/etcd-backup/last-run.json" | python -c \
-    'import json,sys; r=json.load(sys.stdin); print(r["snapshot"] if r["action"] == "taken" else "")')
-  [[ -n $taken ]] || continue
-  on "$ip" "sudo cat $taken" >"$work/snapshots/$(basename "$taken")"
-  on "$ip" "sudo cat $taken.sha256" >"$work/snapshots/$(basename "$taken").sha256"
-done
-snapshot=$(find "$work/snapshots" -name '*.db' | head -n 1)
-[[ -n $snapshot ]] || die "no member took a snapshot"
-sha=$(sha256sum "$snapshot" | cut -d' ' -f1)
-size=$(stat -c %s "$snapshot")
-
-log "playbooks/restore.yml"
-start=$(date +%s.%N)
-# profile_tasks: the slowest tasks, printed below, show where the time before the stop goes.
-ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
-  play restore.log playbooks/restore.yml -e "etcd_restore_snapshot=$snapshot" -e "etcd_restore_confirm=$sha"
-end=$(date +%s.%N)
-playbook_s=$(awk "BEGIN {print $end - $start}")
-
-# The floor, on the first member with its copy of the snapshot already in place: the same
-# restore command, then one member started on loopback ports until /health answers.
-log "floor: etcdutl snapshot restore + start one member, by hand"
-name=$(basename "$snapshot")
-on "${IPS[0]}" "sudo bash -s" >"$work/floor.log" 2>&1 <<EOF || die "the floor run failed, see $work/floor.log"
+  log "$label: floor: etcdutl snapshot restore + start one member, by hand"
+  on "${IPS[0]}" "sudo bash -s" >"$work/floor-$label.log" 2>&1 <<SH || die "the floor run failed, see $work/floor-$label.log"
 set -e
 d=/var/lib/etcd-bench-floor; rm -rf \$d
 t0=\$(date +%s.%N)
-/usr/local/bin/etcdutl snapshot restore /var/lib/etcd-restore/$name --name floor --data-dir \$d \
+/usr/local/bin/etcdutl snapshot restore $STATE_DIR/$name --name floor --data-dir \$d \
   --initial-cluster floor=http://127.0.0.1:12380 --initial-cluster-token floor --initial-advertise-peer-urls http://127.0.0.1:12380 \
   --bump-revision 1000000000 --mark-compacted >/dev/null
 t1=\$(date +%s.%N)
@@ -107,30 +108,77 @@ t2=\$(date +%s.%N)
 kill \$pid; wait \$pid || true
 rm -rf \$d
 echo "restore \$(awk "BEGIN {print \$t1 - \$t0}") start \$(awk "BEGIN {print \$t2 - \$t1}")"
-EOF
-read -r _ floor_restore _ floor_start < <(tail -n 1 "$work/floor.log")
+SH
+  read -r _ restore _ start < <(tail -n 1 "$work/floor-$label.log")
+
+  log "$label: copy floor: ssh cat to every member at once"
+  t0=$(now)
+  for ip in "${IPS[@]}"; do
+    on "$ip" "sudo sh -c 'cat > $STATE_DIR/floor-copy && rm $STATE_DIR/floor-copy'" <"$snapshot" &
+  done
+  wait
+  copy=$(since "$t0")
+
+  log "$label: check floor: sha256sum and snapshot status of the copy on every member at once"
+  t0=$(now)
+  for ip in "${IPS[@]}"; do
+    on "$ip" "sudo sh -c 'sha256sum $STATE_DIR/$name && /usr/local/bin/etcdutl snapshot status $STATE_DIR/$name' >/dev/null" &
+  done
+  wait
+  check=$(since "$t0")
+  echo "$label $(stat -c %s "$snapshot") $playbook $restore $start $copy $check" >>"$work/figures"
+}
+
+echo "restore benchmark: ~$SNAPSHOT_MIB MiB and ~$SMALL_MIB MiB snapshots, etcd $VERSION, 3 members, $(nproc) cores"
+log "recreating the lab hosts"
+lab/down.sh >/dev/null
+lab/up.sh >/dev/null
+trap cleanup EXIT
+
+log "provisioning"
+play provision.log playbooks/site.yml -e etcd_disk_fsync_p99_max_ms=100
+
+log "filling ~$SMALL_MIB MiB, taking the small snapshot"
+fill 1 $((SMALL_MIB * 2))
+small=$(take "$work/small")
+[[ -n $small ]] || die "no member took the small snapshot"
+log "filling to ~$SNAPSHOT_MIB MiB, taking the big snapshot"
+fill $((SMALL_MIB * 2 + 1)) $((SNAPSHOT_MIB * 2))
+big=$(take "$work/big")
+[[ -n $big ]] || die "no member took the big snapshot"
+
+measure big "$big"
+measure small "$small"
 
 echo
-python - "$playbook_s" "$floor_restore" "$floor_start" "$size" "$work/restore.log" <<'PY'
+python - "$work/figures" "$work/restore-big.log" <<'PY'
 import re, sys
-playbook, restore, start, size, log = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-floor = restore + start
-print("snapshot: %.0f MiB" % (size / 2**20))
-print("%-34s %10s" % ("", "seconds"))
-print("%-34s %10.1f" % ("floor: etcdutl restore", restore))
-print("%-34s %10.1f" % ("floor: start one member to /health", start))
-print("%-34s %10.1f" % ("floor total", floor))
-print("%-34s %10.1f" % ("playbooks/restore.yml (wall clock)", playbook))
-print("ratio playbook / floor: %.2f; overhead beyond 1.5 x floor: %.1f s" % (playbook / floor, playbook - 1.5 * floor))
-text = open(log).read()
+rows = {}
+for line in open(sys.argv[1]):
+    label, size, *secs = line.split()
+    playbook, restore, start, copy, check = map(float, secs)
+    rows[label] = dict(size=int(size), playbook=playbook, restore=restore, start=start, floor=restore + start,
+                       copy=copy, check=check)
+b, s = rows["big"], rows["small"]
+fixed = s["playbook"] - 1.5 * s["floor"] - s["copy"] - s["check"]
+print("%-44s %10s %10s" % ("seconds", "%.0f MiB" % (b["size"] / 2**20), "%.0f MiB" % (s["size"] / 2**20)))
+for key, title in [("restore", "floor: etcdutl snapshot restore"), ("start", "floor: start one member to /health"),
+                   ("floor", "floor total"), ("copy", "copy floor: ssh cat to 3 members at once"),
+                   ("check", "check floor: sha256sum + status on 3 at once"), ("playbook", "playbooks/restore.yml (wall clock)")]:
+    print("%-44s %10.1f %10.1f" % (title, b[key], s[key]))
+print("fixed overhead (small: playbook - 1.5 x floor - copy - check): %.1f s" % fixed)
+target = 1.5 * b["floor"] + fixed + b["copy"] + b["check"]
+print("target for the big one: 1.5 x %.1f + %.1f + %.1f + %.1f = %.1f s; playbook %.1f s: %s"
+      % (b["floor"], fixed, b["copy"], b["check"], target, b["playbook"], "met" if b["playbook"] <= target else "NOT met"))
+text = open(sys.argv[2]).read()
 table = re.findall(r"- (?:'?)((?:step|stop every|move aside|start together|check revision|total)[^'\n]*)", text)
 if table:
-    print("the playbook's own steps (after the snapshot was pinned, copied and checked on every member):")
+    print("the big restore's own steps (after the snapshot was pinned, copied and checked on every member):")
     for row in table:
         print("  " + row.strip())
 slow = re.findall(r"^(.+?) -+ (\d+\.\d+)s$", text, re.M)
 if slow:
-    print("the slowest tasks (profile_tasks):")
+    print("the big restore's slowest tasks (profile_tasks):")
     for name, secs in slow:
         print("  %6.1f s  %s" % (float(secs), name.strip()))
 PY
