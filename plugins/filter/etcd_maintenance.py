@@ -6,6 +6,7 @@
     status | etcd_defrag_heir(leaving, done)            hex ID to hand leadership to
     plan | etcd_defrag_plan_lines(mode, revision)       the plan as printed
     rows | etcd_defrag_report_lines                     before/after/seconds per member
+    metrics_text | etcd_compactions_done                 compactions a member has finished
 """
 from __future__ import annotations
 
@@ -18,4 +19,5 @@ class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
         return {"etcd_maintenance_blockers": m.blockers, "etcd_maintenance_other_alarms": m.other_alarms,
                 "etcd_defrag_plan": m.defrag_plan, "etcd_defrag_heir": m.heir,
-                "etcd_defrag_plan_lines": m.plan_lines, "etcd_defrag_report_lines": m.report_lines}
+                "etcd_defrag_plan_lines": m.plan_lines, "etcd_defrag_report_lines": m.report_lines,
+                "etcd_compactions_done": m.compactions_done}

@@ -11,6 +11,7 @@ Upstream (etcd website, op-guide/maintenance.md; etcd-operations.md here):
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 MODES = ("defrag", "nospace")
@@ -127,3 +128,12 @@ def report_lines(rows: Sequence[Mapping[str, Any]]) -> List[str]:
     for r in rows:
         lines.append("%-16s %12s %12s %9.1f" % (r["name"], _mib(r["before"]), _mib(r["after"]), float(r["seconds"])))
     return lines
+
+
+_COMPACTIONS = re.compile(r"^etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def compactions_done(metrics_text: str) -> int:
+    """How many compactions this member has finished (its /metrics text); -1 if it does not say."""
+    found = _COMPACTIONS.search(metrics_text or "")
+    return int(float(found.group(1))) if found else -1

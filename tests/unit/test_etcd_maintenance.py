@@ -87,3 +87,12 @@ def test_a_cluster_without_quorum_margin_needs_the_downtime_accepted():
     assert m.defrag_plan(two, "defrag", 0, allow_downtime=True)["problems"] == []
     three = dict(status(member("a", leader=True), member("b"), member("c")), voting_members=3, quorum=2)
     assert m.defrag_plan(three, "defrag", 0)["problems"] == []
+
+
+def test_finished_compactions_are_read_from_a_members_metrics():
+    text = ("# TYPE etcd_debugging_mvcc_db_compaction_total_duration_milliseconds histogram\n"
+            'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_bucket{le="1"} 0\n'
+            "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_sum 12\n"
+            "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count 3\n")
+    assert m.compactions_done(text) == 3
+    assert m.compactions_done("etcd_server_has_leader 1\n") == -1 and m.compactions_done("") == -1
