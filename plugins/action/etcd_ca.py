@@ -86,7 +86,8 @@ class ActionModule(ActionBase):
         admin_crt = etcd_pki.read_file(admin_crt_path)
         want = etcd_pki.Want(name="admin", cn=a["admin_common_name"], eku=["clientAuth"])
         reasons = etcd_pki.renewal_reasons(admin_crt.decode() if admin_crt else None, want,
-                                           etcd_pki.public_pem(admin_key), ca, a["renew_days"])
+                                           etcd_pki.public_pem(admin_key), ca, a["renew_days"],
+                                           reissue_before=etcd_pki.parse_instant(a.get("reissue_before")))
         if reasons:
             pem = "" if check else etcd_pki.sign_leaf(etcd_pki.public_pem(admin_key), want, ca, ca_key,
                                                       a["cert_valid_days"])

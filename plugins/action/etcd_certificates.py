@@ -39,6 +39,10 @@ class ActionModule(ActionBase):
         with open(ca_path) as f:
             ca_pem = f.read()
         ca = etcd_pki.x509.load_pem_x509_certificate(ca_pem.encode())
+        try:
+            reissue_before = etcd_pki.parse_instant(a.get("reissue_before"))
+        except etcd_pki.PkiError as e:
+            raise AnsibleActionFail("Refused, nothing signed: %s" % e)
         wants = etcd_pki.parse_wants(a["certificates"])
         owners = {c["name"]: c["owner"] for c in a["certificates"]}
         host_args = dict(dir=a["dir"], group=a["group"], ca_certificate=ca_pem, key_type=a["key_type"],
@@ -51,7 +55,8 @@ class ActionModule(ActionBase):
         for w in wants:
             k = seen["keys"][w.name]
             reasons[w.name] = (["a new key"] if k["public_key"] is None else
-                               etcd_pki.renewal_reasons(k["certificate"], w, k["public_key"], ca, a["renew_days"]))
+                               etcd_pki.renewal_reasons(k["certificate"], w, k["public_key"], ca, a["renew_days"],
+                                                     reissue_before=reissue_before))
         to_sign = [w for w in wants if reasons[w.name]]
 
         if to_sign and not check:

@@ -10,6 +10,7 @@ from ansible_collections.controlplane.etcd.plugins.module_utils import (
     etcd_config,
     etcd_files,
     etcd_inventory,
+    etcd_pki,
     etcd_plan,
     etcd_rbac,
     etcd_versions,
@@ -23,6 +24,18 @@ def etcd_version_problem(version: Any) -> str:
 
 def etcd_version_warnings(version: Any) -> list[str]:
     return [] if etcd_versions.version_problem(version) else etcd_versions.version_warnings(version)
+
+
+def etcd_backdated_not_before(instant: str) -> str:
+    """The not_before (x509_certificate_info's form) of a certificate signed at ``instant``:
+    one whose not_before sorts earlier was issued before it (certificates start BACKDATE early)."""
+    try:
+        when = etcd_pki.parse_instant(instant)
+    except etcd_pki.PkiError as e:
+        raise AnsibleFilterError(str(e))
+    if when is None:
+        raise AnsibleFilterError("etcd_pki_reissue_before is empty")
+    return (when.replace(microsecond=0) - etcd_pki.BACKDATE).strftime("%Y%m%d%H%M%SZ")
 
 
 def etcd_arch(machine: str) -> str:
@@ -167,6 +180,7 @@ class FilterModule:
             "etcd_version_warnings": etcd_version_warnings,
             "etcd_version_facts": etcd_version_facts,
             "etcd_arch": etcd_arch,
+            "etcd_backdated_not_before": etcd_backdated_not_before,
             "etcd_file_sha256": etcd_file_sha256,
             "etcd_links": etcd_links,
             "etcd_tarball": etcd_tarball,

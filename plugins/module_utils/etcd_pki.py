@@ -149,9 +149,36 @@ def _norm_san(san: str) -> str:
     return kind.upper() + ":" + value.lower()
 
 
+def parse_instant(text: Optional[str]) -> Optional[dt.datetime]:
+    """etcd_pki_reissue_before: '' (none) or a UTC time such as 2026-12-03T21:00:00Z; raises PkiError."""
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise PkiError("etcd_pki_reissue_before is %r, not a time: use UTC like %s"
+                       % (text, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    if when.tzinfo is None:
+        raise PkiError("etcd_pki_reissue_before %r has no time zone: end it with Z (UTC)" % text)
+    if when > dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5):
+        raise PkiError("etcd_pki_reissue_before %s is in the future: every later run would sign again; "
+                       "use the time the rotation starts" % text)
+    return when
+
+
+def not_before(cert: x509.Certificate) -> dt.datetime:
+    value = getattr(cert, "not_valid_before_utc", None)
+    return value if value is not None else cert.not_valid_before.replace(tzinfo=dt.timezone.utc)
+
+
 def renewal_reasons(cert_pem: Optional[str], want: Want, public_key_pem: str, ca: x509.Certificate,
-                    renew_days: int, now: Optional[dt.datetime] = None) -> List[str]:
-    """Why the installed certificate must be signed again; empty when it is good as it is."""
+                    renew_days: int, now: Optional[dt.datetime] = None,
+                    reissue_before: Optional[dt.datetime] = None) -> List[str]:
+    """Why the installed certificate must be signed again; empty when it is good as it is.
+
+    reissue_before (a rotation): a certificate issued before that instant is signed again;
+    the ones signed by that run are newer, so the next run signs nothing.
+    """
     if not cert_pem:
         return ["no certificate yet"]
     try:
@@ -176,6 +203,12 @@ def renewal_reasons(cert_pem: Optional[str], want: Want, public_key_pem: str, ca
     left = not_after(cert) - now
     if left < dt.timedelta(days=renew_days):
         reasons.append("it expires in %d days (renewal window %d days)" % (left.days, renew_days))
+    # Signed certificates start BACKDATE early (clock skew) and carry whole seconds: one signed
+    # in the rotation's own second counts as new.
+    issued = not_before(cert) + BACKDATE
+    if reissue_before is not None and issued < reissue_before.replace(microsecond=0):
+        reasons.append("it was issued %s, before etcd_pki_reissue_before (%s)"
+                       % (issued.strftime("%Y-%m-%dT%H:%M:%SZ"), reissue_before.strftime("%Y-%m-%dT%H:%M:%SZ")))
     return reasons
 
 
@@ -347,6 +380,7 @@ CA_SPEC: Dict[str, Any] = dict(
     admin_common_name=dict(type="str", default="root"),
     cert_valid_days=dict(type="int", default=365),
     renew_days=dict(type="int", default=30),
+    reissue_before=dict(type="str", default=""),
     ca_warn_days=dict(type="int", default=180),
     member_cas=dict(type="dict", default={}),
     **_KEY_OPTIONS,
@@ -367,5 +401,6 @@ CERTIFICATES_SPEC: Dict[str, Any] = dict(
     record_dir=dict(type="path"),
     valid_days=dict(type="int", default=365),
     renew_days=dict(type="int", default=30),
+    reissue_before=dict(type="str", default=""),
     **_KEY_OPTIONS,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,33 @@ def test_an_rsa_ca_signs_and_verifies():
 def test_bad_names_are_refused_with_the_format(ca):
     with pytest.raises(pki.PkiError, match="DNS:<name> or IP:<address>"):
         leaf(ca, pki.Want(name="x", cn="x", eku=["clientAuth"], sans=["etcd.example.com"]))
+
+
+# --- rotation: etcd_pki_reissue_before ----------------------------------------------------
+
+def test_a_certificate_issued_before_the_rotation_is_signed_again_and_one_from_it_is_not(ca):
+    cert, pub = leaf(ca, SERVER, now=NOW)
+    later = NOW + dt.timedelta(hours=1)
+    reasons = pki.renewal_reasons(cert, SERVER, pub, ca[0], 30, later, reissue_before=later)
+    assert reasons == ["it was issued 2026-11-25T00:00:00Z, before etcd_pki_reissue_before (2026-11-25T01:00:00Z)"]
+    fresh, pub = leaf(ca, SERVER, now=later)  # what the rotation signs: backdated, yet not before it
+    assert pki.renewal_reasons(fresh, SERVER, pub, ca[0], 30, later, reissue_before=later.replace(microsecond=900)) == []
+
+
+def test_the_rotation_time_must_be_a_past_utc_time():
+    assert pki.parse_instant("") is None
+    assert pki.parse_instant("2026-11-25T01:00:00Z") == NOW + dt.timedelta(hours=1)
+    for bad, words in [("yesterday", "not a time"), ("2026-11-25T01:00:00", "no time zone"),
+                       ("2999-01-01T00:00:00Z", "in the future")]:
+        with pytest.raises(pki.PkiError, match=words):
+            pki.parse_instant(bad)
+
+
+def test_the_admin_certificate_is_signed_again_by_a_rotation_once(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    first = (folder / "admin.crt").read_bytes()
+    time.sleep(1.1)  # certificates carry whole seconds
+    start = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ensure(folder, reissue_before=start)["changed"] and (folder / "admin.crt").read_bytes() != first
+    assert not ensure(folder, reissue_before=start)["changed"]
