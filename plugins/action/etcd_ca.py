@@ -33,6 +33,7 @@ class ActionModule(ActionBase):
         return result
 
     def _ensure(self, a: Dict[str, Any], check: bool) -> Dict[str, Any]:
+        reissue_before = etcd_pki.parse_instant(a.get("reissue_before"))  # refused before anything is written
         d = a["dir"]
         key_path, crt_path = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
         done: List[str] = []
@@ -87,7 +88,7 @@ class ActionModule(ActionBase):
         want = etcd_pki.Want(name="admin", cn=a["admin_common_name"], eku=["clientAuth"])
         reasons = etcd_pki.renewal_reasons(admin_crt.decode() if admin_crt else None, want,
                                            etcd_pki.public_pem(admin_key), ca, a["renew_days"],
-                                           reissue_before=etcd_pki.parse_instant(a.get("reissue_before")))
+                                           reissue_before=reissue_before)
         if reasons:
             pem = "" if check else etcd_pki.sign_leaf(etcd_pki.public_pem(admin_key), want, ca, ca_key,
                                                       a["cert_valid_days"])

@@ -38,12 +38,10 @@ class ActionModule(ActionBase):
             result.update(changed=not probe["present"], sent=False, sha256=probe["sha256"],
                           trailer_ok=probe["trailer_ok"])
             return result
-        tmpdir = self._make_tmp_path()
-        try:
-            staged = self._connection._shell.join_path(tmpdir, os.path.basename(a["dest"]))
-            self._transfer_file(a["src"], staged)
-            self._fixup_perms2((tmpdir, staged))
-            placed = self._execute_module(MODULE, module_args=dict(args, staged=staged), task_vars=task_vars)
-        finally:
-            self._remove_tmp_path(tmpdir)
+        # The task's own temporary folder (TRANSFERS_FILES): Ansible removes it after the task.
+        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+        staged = self._connection._shell.join_path(tmpdir, os.path.basename(a["dest"]))
+        self._transfer_file(a["src"], staged)
+        self._fixup_perms2((tmpdir, staged), execute=False)
+        placed = self._execute_module(MODULE, module_args=dict(args, staged=staged), task_vars=task_vars)
         return dict(result, **placed)

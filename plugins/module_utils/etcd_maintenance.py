@@ -86,7 +86,12 @@ def defrag_plan(status: Mapping[str, Any], mode: str, min_free_bytes: int,
         else:
             row["why"] = "NOSPACE recovery" if mode == "nospace" else "%s free" % _mib(row["free"])
             rows.append(row)
-    # A learner answers no linearizable read, so the health gates cannot follow it: promote it first.
+    # A learner answers no linearizable read, so the health gates cannot follow it: promote it
+    # first. In a NOSPACE recovery its database would stay over the quota and raise the alarm again.
+    learners = [str(m.get("name")) for m in everyone if m.get("is_learner")]
+    if mode == "nospace" and learners:
+        problems.append("learner %s cannot be defragmented here, and its database would raise NOSPACE again "
+                        "after the disarm: promote it (etcdctl member promote) or remove it first" % ", ".join(learners))
     skipped += [{"name": str(m.get("name")), "endpoint": str(m.get("endpoint") or ""), "id_hex": str(m.get("id_hex")),
                  "is_leader": False, "db_size": int(m.get("db_size") or 0), "in_use": int(m.get("db_size_in_use") or 0),
                  "free": 0, "why": "a learner: not defragmented here (promote it first)"}

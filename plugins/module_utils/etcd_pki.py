@@ -160,7 +160,10 @@ def parse_instant(text: Optional[str]) -> Optional[dt.datetime]:
                        % (text, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
     if when.tzinfo is None:
         raise PkiError("etcd_pki_reissue_before %r has no time zone: end it with Z (UTC)" % text)
-    if when > dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5):
+    when = when.astimezone(dt.timezone.utc)
+    # The signing and the check use this controller's clock: a later time would sign again
+    # on every run until it has passed.
+    if when > dt.datetime.now(dt.timezone.utc):
         raise PkiError("etcd_pki_reissue_before %s is in the future: every later run would sign again; "
                        "use the time the rotation starts" % text)
     return when

@@ -30,11 +30,17 @@ def test_members_with_little_free_space_are_left_alone_and_say_why():
     assert lines[1].startswith("leave a: 50.0 MiB free")
 
 
-def test_nospace_defragments_every_member_and_learners_never():
-    plan = m.defrag_plan(status(member("a", size=10, in_use=10), member("b", leader=True), member("l", learner=True)),
-                         "nospace", 100 * MIB)
-    assert [r["name"] for r in plan["order"]] == ["a", "b"]
+def test_nospace_defragments_every_member_and_refuses_while_a_learner_is_there():
+    plan = m.defrag_plan(status(member("a", size=10, in_use=10), member("b", leader=True)), "nospace", 100 * MIB)
+    assert [r["name"] for r in plan["order"]] == ["a", "b"] and plan["problems"] == []
     assert "compact to revision 42" in m.plan_lines(plan, "nospace", 42)[0]
+    with_learner = m.defrag_plan(status(member("a"), member("b", leader=True), member("l", learner=True)), "nospace", 0)
+    assert with_learner["problems"][0].startswith("learner l cannot be defragmented here")
+
+
+def test_a_defrag_lists_a_learner_as_left_alone():
+    plan = m.defrag_plan(status(member("a"), member("b", leader=True), member("l", learner=True)), "defrag", 100 * MIB)
+    assert [r["name"] for r in plan["order"]] == ["a", "b"] and plan["problems"] == []
     assert [(r["name"], r["why"]) for r in plan["skipped"]] == [("l", "a learner: not defragmented here (promote it first)")]
 
 

@@ -234,8 +234,10 @@ def test_a_certificate_issued_before_the_rotation_is_signed_again_and_one_from_i
 def test_the_rotation_time_must_be_a_past_utc_time():
     assert pki.parse_instant("") is None
     assert pki.parse_instant("2026-11-25T01:00:00Z") == NOW + dt.timedelta(hours=1)
+    assert pki.parse_instant("2026-11-25T03:00:00+02:00") == NOW + dt.timedelta(hours=1)
+    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for bad, words in [("yesterday", "not a time"), ("2026-11-25T01:00:00", "no time zone"),
-                       ("2999-01-01T00:00:00Z", "in the future")]:
+                       ("2999-01-01T00:00:00Z", "in the future"), (soon, "in the future")]:
         with pytest.raises(pki.PkiError, match=words):
             pki.parse_instant(bad)
 

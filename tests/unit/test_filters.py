@@ -56,5 +56,6 @@ def test_links_point_stable_names_at_the_release():
 
 def test_a_rotation_time_becomes_the_not_before_of_a_certificate_signed_then():
     assert filters.etcd_backdated_not_before("2026-11-25T01:00:00Z") == "20261125005500Z"
+    assert filters.etcd_backdated_not_before("2026-11-25T03:00:00+02:00") == "20261125005500Z"
     with pytest.raises(AnsibleFilterError, match="no time zone"):
         filters.etcd_backdated_not_before("2026-11-25T01:00:00")
