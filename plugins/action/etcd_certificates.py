@@ -56,7 +56,7 @@ class ActionModule(ActionBase):
             k = seen["keys"][w.name]
             reasons[w.name] = (["a new key"] if k["public_key"] is None else
                                etcd_pki.renewal_reasons(k["certificate"], w, k["public_key"], ca, a["renew_days"],
-                                                     reissue_before=reissue_before))
+                                                        reissue_before=reissue_before))
         to_sign = [w for w in wants if reasons[w.name]]
 
         if to_sign and not check:

@@ -59,6 +59,13 @@ options:
     description: The admin certificate is signed again this many days before it expires.
     type: int
     default: 30
+  reissue_before:
+    description:
+      - A rotation - the admin certificate is signed again if it was issued before this UTC time
+        (for example V(2026-12-03T21:00:00Z)); the new one is newer, so the next run signs nothing.
+      - A time later than now is refused before anything is written. Empty - no rotation.
+    type: str
+    default: ""
   ca_warn_days:
     description:
       - Warn when the CA certificate expires within this many days, with the renewal step

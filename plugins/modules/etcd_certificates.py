@@ -85,6 +85,13 @@ options:
     description: Certificates are signed again this many days before they expire.
     type: int
     default: 30
+  reissue_before:
+    description:
+      - A rotation - certificates issued before this UTC time (for example V(2026-12-03T21:00:00Z)) are
+        signed again; the ones this signs are newer, so the next run signs nothing.
+      - A time later than now is refused before anything is written. Empty - no rotation.
+    type: str
+    default: ""
 requirements:
   - python cryptography on the controller and the host
 """
