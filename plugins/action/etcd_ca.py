@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
 
     def _ensure(self, a: Dict[str, Any], check: bool) -> Dict[str, Any]:
         reissue_before = etcd_pki.parse_instant(a.get("reissue_before"))  # refused before anything is written
-        d = a["dir"]
+        d, rotation = a["dir"], a.get("rotation") or ""
         key_path, crt_path = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
         done: List[str] = []
 
@@ -62,6 +62,15 @@ class ActionModule(ActionBase):
             write(key_path, etcd_pki.key_pem(ca_key, a["passphrase"]), 0o600, "create the CA key")
         else:
             ca_key = etcd_pki.open_ca_key(key_data, a["passphrase"], key_path, a["key_type"], a["key_curve"])
+            half = etcd_pki.half_swapped(d, ca_key)
+            if half is not None:  # a "sign" run stopped between its two moves: finish the second
+                if rotation != "sign":
+                    raise etcd_pki.PkiError("a CA rotation stopped half-way in its sign phase: run %ssign again"
+                                            % etcd_pki.ROTATE)
+                done.append("make the new CA certificate ca.crt (a sign run stopped half-way)")
+                if not check:
+                    os.replace(os.path.join(d, etcd_pki.NEXT_CRT), crt_path)
+                crt_data = half
         if crt_data is None:
             ca_pem = etcd_pki.self_sign_ca(ca_key, a["common_name"], a["valid_days"])
             write(crt_path, ca_pem.encode(), 0o644, "self-sign the CA certificate")
@@ -70,13 +79,21 @@ class ActionModule(ActionBase):
             problems = etcd_pki.ca_problems(ca_pem, ca_key)
             if problems:
                 raise etcd_pki.PkiError("%s: %s" % (crt_path, "; ".join(problems)))
-        ca = etcd_pki.x509.load_pem_x509_certificate(ca_pem.encode())
-        others = etcd_pki.strangers(a["member_cas"], ca_pem)
+        # During a CA rotation members trust the old CA, the bundle or (once finished) the new one.
+        known = "".join(p.decode() for p in (etcd_pki.read_file(os.path.join(d, n)) for n in
+                                              (etcd_pki.NEXT_CRT, etcd_pki.TRUST_BUNDLE)) if p)
+        others = etcd_pki.strangers(a["member_cas"], ca_pem + known)
         if others:
             raise etcd_pki.PkiError(
                 "%s trust another CA than %s (a different key or subject): this is not the PKI folder of this "
                 "cluster. Point etcd_pki_controller_dir at the cluster's own folder or restore it from its backup "
                 "(README: 'The CA'); signing with this CA would cut those members off" % (", ".join(others), crt_path))
+        if rotation:
+            steps, ca_key, ca_pem = etcd_pki.rotate_ca(d, rotation, ca_key, ca_pem, a, check)
+            done += steps
+        ca = etcd_pki.x509.load_pem_x509_certificate(ca_pem.encode())
+        state = etcd_pki.rotation_state(d) if not check else {"trust": "trusting", "sign": "signing", "finish": ""}.get(
+            rotation, etcd_pki.rotation_state(d))
 
         # The controller's own admin client certificate (playbooks reach etcd with it).
         admin_key_path, admin_crt_path = os.path.join(d, "admin.key"), os.path.join(d, "admin.crt")
@@ -104,8 +121,14 @@ class ActionModule(ActionBase):
         if a["cert_valid_days"] > days_left:
             warnings.append("certificates are signed for %d days but the CA expires in %d: they stop working with "
                             "it; renew the CA (README: 'The CA')" % (a["cert_valid_days"], days_left))
+        if state and not rotation:
+            warnings.append("a CA rotation is under way (%s): continue it with %s%s (README: 'Rotating the CA')"
+                            % ("the new CA is trusted but does not sign yet" if state == "trusting" else
+                               "the new CA signs, the old one is still trusted",
+                               etcd_pki.ROTATE, "sign" if state == "trusting" else "finish"))
         return {
             "warnings": warnings,
+            "rotation_state": state,
             "changed": bool(done),
             "actions": done,
             "ca_certificate": crt_path,

@@ -45,7 +45,9 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("Refused, nothing signed: %s" % e)
         wants = etcd_pki.parse_wants(a["certificates"])
         owners = {c["name"]: c["owner"] for c in a["certificates"]}
-        host_args = dict(dir=a["dir"], group=a["group"], ca_certificate=ca_pem, key_type=a["key_type"],
+        # Hosts trust what the controller trusts: during a CA rotation, the old and the new CA.
+        trust = etcd_pki.trust_pem(a["ca_dir"]) or ca_pem
+        host_args = dict(dir=a["dir"], group=a["group"], ca_certificate=trust, key_type=a["key_type"],
                          key_curve=a["key_curve"],
                          certificates=[{"name": w.name, "owner": owners[w.name]} for w in wants])
 

@@ -172,6 +172,15 @@ def etcd_links(names: Sequence[str], target_dir: str, link_dir: str) -> list[dic
     """etcd_files entries linking link_dir/<name> to target_dir/<name> for each name."""
     return [{"path": "%s/%s" % (link_dir, n), "state": "link", "src": "%s/%s" % (target_dir, n)} for n in names]
 
+def etcd_pem_subjects(pem: str) -> list[str]:
+    """The common names of the certificates in a PEM file or bundle, in order."""
+    if etcd_pki.CRYPTOGRAPHY_ERROR:
+        raise AnsibleFilterError("on the controller: " + etcd_pki.CRYPTOGRAPHY_ERROR)
+    try:
+        return [etcd_pki.common_name(c) for c in etcd_pki.load_bundle(pem)]
+    except ValueError as e:
+        raise AnsibleFilterError("not a PEM certificate bundle: %s" % e)
+
 
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
@@ -181,6 +190,7 @@ class FilterModule:
             "etcd_version_facts": etcd_version_facts,
             "etcd_arch": etcd_arch,
             "etcd_backdated_not_before": etcd_backdated_not_before,
+            "etcd_pem_subjects": etcd_pem_subjects,
             "etcd_file_sha256": etcd_file_sha256,
             "etcd_links": etcd_links,
             "etcd_tarball": etcd_tarball,

@@ -314,19 +314,51 @@ def ca_problems(ca_pem: str, ca_key: Any, now: Optional[dt.datetime] = None) -> 
     return []
 
 
+def split_pems(text: Optional[str]) -> List[str]:
+    """The certificates of a PEM bundle, each as its own PEM (cryptography 38 has no bundle loader)."""
+    end = "-----END CERTIFICATE-----"
+    return [part[part.index("-----BEGIN CERTIFICATE-----"):] + end + "\n"
+            for part in (text or "").split(end) if "-----BEGIN CERTIFICATE-----" in part]
+
+
+def load_bundle(text: Optional[str]) -> List[x509.Certificate]:
+    """Every certificate of a PEM bundle; raises ValueError when one does not parse."""
+    return [x509.load_pem_x509_certificate(p.encode()) for p in split_pems(text)]
+
+
+def same_ca(a: x509.Certificate, b: x509.Certificate) -> bool:
+    """Same subject and key: a CA certificate made again from the same key is the same CA."""
+    return a.subject == b.subject and public_pem(a.public_key()) == public_pem(b.public_key())
+
+
 def strangers(member_cas: Dict[str, str], ca_pem: Optional[str]) -> List[str]:
-    """Hosts whose trusted CA (PEM) is not ca_pem's key and subject; hosts without one are skipped."""
-    want = x509.load_pem_x509_certificate(ca_pem.encode()) if ca_pem else None
+    """Hosts that trust none of the CAs in ca_pem (one CA, or a rotation's bundle); hosts
+    without a CA file are skipped."""
+    known = load_bundle(ca_pem) if ca_pem else []
     out = []
     for host, pem in sorted(member_cas.items()):
         if not (pem or "").strip():
             continue
         try:
-            have = x509.load_pem_x509_certificate(pem.encode())
+            have = load_bundle(pem)
         except ValueError:
             out.append(host)
             continue
-        if want is None or have.subject != want.subject or public_pem(have.public_key()) != public_pem(want.public_key()):
+        if not any(same_ca(h, k) for h in have for k in known):
+            out.append(host)
+    return out
+
+
+def lacking(member_cas: Dict[str, str], ca_pem: str) -> List[str]:
+    """Hosts whose CA file does not (yet) trust the CA of ca_pem."""
+    want = x509.load_pem_x509_certificate(ca_pem.encode())
+    out = []
+    for host, pem in sorted(member_cas.items()):
+        try:
+            have = load_bundle(pem)
+        except ValueError:
+            have = []
+        if not any(same_ca(h, want) for h in have):
             out.append(host)
     return out
 
@@ -334,6 +366,163 @@ def strangers(member_cas: Dict[str, str], ca_pem: Optional[str]) -> List[str]:
 def days_left(cert_pem: str, now: Optional[dt.datetime] = None) -> int:
     now = now or dt.datetime.now(dt.timezone.utc)
     return (not_after(x509.load_pem_x509_certificate(cert_pem.encode())) - now).days
+
+
+# --- CA rotation (playbooks/rotate-certs.yml -e etcd_pki_ca_rotation=trust|sign|finish) --------
+# The controller's folder tells how far a rotation is, so every phase can be run again:
+#   ca-next.key/.crt   the new CA, made by "trust", not signing yet;
+#   ca-trust.crt       the bundle hosts install as ca.crt while both CAs are trusted;
+#   retired/           the old CA (after "sign") and the bundle (after "finish"), dated, kept.
+ROTATION_PHASES = ["trust", "sign", "finish"]
+NEXT_KEY, NEXT_CRT, TRUST_BUNDLE, RETIRED = "ca-next.key", "ca-next.crt", "ca-trust.crt", "retired"
+ROTATE = "playbooks/rotate-certs.yml -e etcd_pki_ca_rotation="
+
+
+def rotation_state(d: str) -> str:
+    """'' (no rotation), 'trusting' (new CA made and trusted, the old one signs) or
+    'signing' (the new CA signs, both are trusted)."""
+    if os.path.exists(os.path.join(d, NEXT_KEY)) or os.path.exists(os.path.join(d, NEXT_CRT)):
+        return "trusting"
+    return "signing" if os.path.exists(os.path.join(d, TRUST_BUNDLE)) else ""
+
+
+def trust_pem(d: str) -> Optional[str]:
+    """What hosts install as ca.crt: the rotation's bundle while there is one, else ca.crt."""
+    for name in (TRUST_BUNDLE, "ca.crt"):
+        data = read_file(os.path.join(d, name))
+        if data is not None:
+            return data.decode()
+    return None
+
+
+def not_signed_by(d: str, ca: x509.Certificate) -> List[str]:
+    """Certificates this controller signed (its per-host records) that the CA did not sign."""
+    out = []
+    for root, dirs, names in os.walk(d):
+        dirs[:] = sorted(x for x in dirs if x != RETIRED)
+        if root == d:
+            continue
+        for name in sorted(n for n in names if n.endswith(".crt")):
+            path = os.path.join(root, name)
+            try:
+                ok = signed_by(x509.load_pem_x509_certificate(read_file(path) or b""), ca)
+            except ValueError:
+                ok = False
+            if not ok:
+                out.append(os.path.relpath(path, d))
+    return out
+
+
+def half_swapped(d: str, ca_key: Any) -> Optional[bytes]:
+    """The new CA certificate when a "sign" run stopped between moving the new key and the new
+    certificate into place (ca.key is the new key, ca.crt still the old certificate); else None."""
+    nxt = read_file(os.path.join(d, NEXT_CRT))
+    if nxt is None or os.path.exists(os.path.join(d, NEXT_KEY)):
+        return None
+    try:
+        return nxt if public_pem(x509.load_pem_x509_certificate(nxt).public_key()) == public_pem(ca_key) else None
+    except ValueError:
+        return None
+
+
+def _stamp(now: Optional[dt.datetime] = None) -> str:
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def rotate_ca(d: str, phase: str, ca_key: Any, ca_pem: str, a: Dict[str, Any], check: bool,
+              now: Optional[dt.datetime] = None) -> Tuple[List[str], Any, str]:
+    """Take the controller's CA one phase further (or check that it can be, in check mode).
+
+    Returns what was done (or would be), and the CA key and certificate that sign from now on.
+    A phase asked for out of order is refused (PkiError) before anything is written.
+    """
+    state, done = rotation_state(d), []
+    next_key_path, next_crt_path = os.path.join(d, NEXT_KEY), os.path.join(d, NEXT_CRT)
+    bundle_path, retired = os.path.join(d, TRUST_BUNDLE), os.path.join(d, RETIRED)
+    if phase not in ROTATION_PHASES:
+        raise PkiError("etcd_pki_ca_rotation is %r: use trust, then sign, then finish (README: 'Rotating the CA')"
+                       % phase)
+
+    def write(path: str, data: bytes, mode: int, what: str) -> None:
+        done.append(what)
+        if not check:
+            write_file(path, data, mode)
+
+    def move(src: str, dst: str, what: str) -> None:
+        done.append(what)
+        if not check:
+            os.makedirs(os.path.dirname(dst), mode=0o700, exist_ok=True)
+            os.replace(src, dst)
+
+    if phase == "trust":
+        if state == "signing":
+            raise PkiError("the new CA already signs (phase sign has run): the next phase is finish (%sfinish)" % ROTATE)
+        next_key_data, next_crt_data = read_file(next_key_path), read_file(next_crt_path)
+        if next_key_data is None and next_crt_data is not None:
+            raise PkiError("%s exists but %s does not: restore it from the PKI folder's backup, or move %s aside "
+                           "and run trust again" % (next_crt_path, next_key_path, next_crt_path))
+        if next_key_data is None:
+            next_key = new_key(a["key_type"], a["key_curve"])
+            write(next_key_path, key_pem(next_key, a["passphrase"]), 0o600, "create the new CA key (%s)" % NEXT_KEY)
+        else:
+            next_key = open_ca_key(next_key_data, a["passphrase"], next_key_path, a["key_type"], a["key_curve"])
+        if next_crt_data is None:
+            cn = "%s %s" % (a["common_name"], (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M"))
+            next_pem = self_sign_ca(next_key, cn, a["valid_days"], now)
+            write(next_crt_path, next_pem.encode(), 0o644, "self-sign the new CA certificate (%s)" % cn)
+        else:
+            next_pem = next_crt_data.decode()
+            problems = ca_problems(next_pem, next_key, now)
+            if problems:
+                raise PkiError("%s: %s" % (next_crt_path, "; ".join(problems)))
+        bundle = (ca_pem.strip() + "\n" + next_pem.strip() + "\n").encode()
+        if read_file(bundle_path) != bundle:
+            write(bundle_path, bundle, 0o644, "trust the old and the new CA (%s, installed as ca.crt)" % TRUST_BUNDLE)
+        return done, ca_key, ca_pem
+
+    if phase == "sign":
+        if state == "":
+            raise PkiError("no CA rotation is under way: run %strust first (it makes the new CA and has every "
+                           "host trust it)" % ROTATE)
+        if state == "signing":
+            return done, ca_key, ca_pem  # the new CA signs already; hosts are signed again by the playbook
+        next_key_data, next_crt_data = read_file(next_key_path), read_file(next_crt_path)
+        if next_crt_data is None:
+            raise PkiError("%s is missing: run %strust again" % (next_crt_path, ROTATE))
+        next_pem = next_crt_data.decode()
+        if next_key_data is None:
+            raise PkiError("%s is missing: restore it from the PKI folder's backup" % next_key_path)
+        next_key = open_ca_key(next_key_data, a["passphrase"], next_key_path, a["key_type"], a["key_curve"])
+        if a.get("member_cas"):
+            behind = lacking(a["member_cas"], next_pem)
+            if behind:
+                raise PkiError("%s do not trust the new CA yet: run %strust first (it installs the bundle and restarts "
+                               "members one at a time)" % (", ".join(behind), ROTATE))
+        stamp = _stamp(now)
+        done.append("keep the old CA as %s/ca-%s.key and .crt" % (RETIRED, stamp))
+        if not check:
+            os.makedirs(retired, mode=0o700, exist_ok=True)
+            write_file(os.path.join(retired, "ca-%s.crt" % stamp), ca_pem.encode(), 0o644)
+            write_file(os.path.join(retired, "ca-%s.key" % stamp), read_file(os.path.join(d, "ca.key")) or b"", 0o600)
+        move(next_key_path, os.path.join(d, "ca.key"), "make the new CA key ca.key")
+        move(next_crt_path, os.path.join(d, "ca.crt"), "make the new CA certificate ca.crt")
+        return done, next_key, next_pem
+
+    # finish
+    if state == "trusting":
+        raise PkiError("the new CA does not sign yet: run %ssign first (it signs every certificate again with the "
+                       "new CA)" % ROTATE)
+    if state == "":
+        return done, ca_key, ca_pem  # finished already, or never started: nothing to drop
+    old = not_signed_by(d, x509.load_pem_x509_certificate(ca_pem.encode()))
+    if old:
+        raise PkiError("still signed by the old CA: %s. Those holders would be cut off once the old CA is no longer "
+                       "trusted. Run %ssign again for members, backups and monitoring, and playbooks/client-cert.yml "
+                       "for each application listed; move the folder of a certificate nobody uses any more out of %s"
+                       % (", ".join(old), ROTATE, d))
+    move(bundle_path, os.path.join(retired, "ca-trust-%s.crt" % _stamp(now)),
+         "trust only the new CA (the bundle is kept in %s/)" % RETIRED)
+    return done, ca_key, ca_pem
 
 
 def serial_hex(cert_pem: str) -> str:
@@ -384,6 +573,7 @@ CA_SPEC: Dict[str, Any] = dict(
     cert_valid_days=dict(type="int", default=365),
     renew_days=dict(type="int", default=30),
     reissue_before=dict(type="str", default=""),
+    rotation=dict(type="str", default="", choices=[""] + ROTATION_PHASES),
     ca_warn_days=dict(type="int", default=180),
     member_cas=dict(type="dict", default={}),
     **_KEY_OPTIONS,

@@ -66,6 +66,20 @@ options:
       - A time later than now is refused before anything is written. Empty - no rotation.
     type: str
     default: ""
+  rotation:
+    description:
+      - Moves a CA rotation one phase on; each phase can be run again and a phase out of order is refused
+        before anything is written.
+      - V(trust) creates the new CA (C(ca-next.key), C(ca-next.crt)) and the bundle C(ca-trust.crt) of the old
+        and the new CA, which hosts then install as their C(ca.crt).
+      - V(sign) keeps the old CA in C(retired/) with the date, and makes the new one C(ca.key) and C(ca.crt),
+        so it signs from now on. With O(member_cas), refused while a member does not trust the new CA yet.
+      - V(finish) moves the bundle to C(retired/), so hosts trust the new CA only; refused while a
+        certificate recorded under O(dir) is not signed by the new CA.
+      - Empty - no rotation phase; a rotation under way is reported as a warning.
+    type: str
+    choices: ["", trust, sign, finish]
+    default: ""
   ca_warn_days:
     description:
       - Warn when the CA certificate expires within this many days, with the renewal step
@@ -111,6 +125,12 @@ ca_days_left:
   description: Days until the CA certificate expires.
   returned: success
   type: int
+rotation_state:
+  description:
+    - How far a CA rotation is after this task - V(trusting) (the new CA is trusted, the old one signs),
+      V(signing) (the new CA signs, both are trusted) or empty (no rotation under way).
+  returned: success
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -27,7 +27,8 @@ def ensure(folder: Path, check: bool = False, **over: object) -> dict:
 
 
 def digest(folder: Path) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -250,3 +251,112 @@ def test_the_admin_certificate_is_signed_again_by_a_rotation_once(tmp_path):
     start = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert ensure(folder, reissue_before=start)["changed"] and (folder / "admin.crt").read_bytes() != first
     assert not ensure(folder, reissue_before=start)["changed"]
+
+
+# --- CA rotation: trust, sign, finish ------------------------------------------------------
+
+def subjects(path: Path) -> list:
+    return [pki.common_name(c) for c in pki.load_bundle(path.read_text())]
+
+
+def signer(folder: Path):
+    return pki.x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
+
+
+def record(folder: Path, name: str) -> Path:
+    """A certificate this controller signed for a host (its record), from today's ca.crt."""
+    key = pki.new_key("ECC")
+    ca_key = pki.load_key((folder / "ca.key").read_bytes(), PASS)
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pki.sign_leaf(pki.public_pem(key), SERVER, signer(folder), ca_key, 365))
+    return path
+
+
+def test_a_ca_rotation_runs_trust_sign_finish_and_each_phase_again_changes_nothing(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    old_ca, old_admin = (folder / "ca.crt").read_text(), (folder / "admin.crt").read_bytes()
+    rec = record(folder, "members/m1/server.crt")
+
+    planned = ensure(folder, check=True, rotation="trust")
+    assert planned["changed"] and not (folder / "ca-next.key").exists() and planned["rotation_state"] == "trusting"
+    trusted = ensure(folder, rotation="trust")
+    assert trusted["changed"] and trusted["rotation_state"] == "trusting"
+    assert subjects(folder / "ca-trust.crt") == ["lab etcd CA", subjects(folder / "ca-next.crt")[0]]
+    assert b"ENCRYPTED" in (folder / "ca-next.key").read_bytes()
+    assert (folder / "ca.crt").read_text() == old_ca and (folder / "admin.crt").read_bytes() == old_admin
+    before = digest(folder)
+    assert not ensure(folder, rotation="trust")["changed"] and digest(folder) == before
+    # Without a phase the run keeps the bundle and says what comes next.
+    assert any("continue it with" in w and "=sign" in w for w in ensure(folder)["warnings"])
+
+    bundle = (folder / "ca-trust.crt").read_text()
+    with pytest.raises(pki.PkiError, match="m2 do not trust the new CA yet: run .*=trust first"):
+        ensure(folder, rotation="sign", member_cas={"m1": bundle, "m2": old_ca})
+    assert digest(folder) == before
+    signed = ensure(folder, rotation="sign", member_cas={"m1": bundle, "m2": bundle})
+    assert signed["changed"] and signed["rotation_state"] == "signing"
+    assert subjects(folder / "ca.crt") == subjects(folder / "ca-trust.crt")[1:]
+    assert not (folder / "ca-next.key").exists() and not (folder / "ca-next.crt").exists()
+    retired = sorted(p.name for p in (folder / "retired").iterdir())
+    assert [p.rsplit(".", 1)[1] for p in retired] == ["crt", "key"] and (folder / "retired" / retired[0]).read_text() == old_ca
+    assert pki.signed_by(pki.x509.load_pem_x509_certificate((folder / "admin.crt").read_bytes()), signer(folder))
+    before = digest(folder)
+    assert not ensure(folder, rotation="sign")["changed"] and digest(folder) == before
+
+    with pytest.raises(pki.PkiError, match=r"still signed by the old CA: members/m1/server\.crt"):
+        ensure(folder, rotation="finish")
+    assert digest(folder) == before
+    rec.unlink()
+    record(folder, "members/m1/server.crt")
+    finished = ensure(folder, rotation="finish")
+    assert finished["changed"] and finished["rotation_state"] == "" and not (folder / "ca-trust.crt").exists()
+    assert any(p.name.startswith("ca-trust-") for p in (folder / "retired").iterdir())
+    assert not ensure(folder, rotation="finish")["changed"] and not ensure(folder)["warnings"]
+    # Members that trust the bundle, or only the new CA, are this cluster's; the old CA alone is not.
+    assert not ensure(folder, check=True, member_cas={"m1": bundle, "m2": (folder / "ca.crt").read_text()})["changed"]
+    with pytest.raises(pki.PkiError, match="m3 trust another CA"):
+        ensure(folder, check=True, member_cas={"m3": old_ca})
+
+
+@pytest.mark.parametrize("first, phase, refusal", [
+    (None, "sign", "no CA rotation is under way: run .*=trust first"),
+    ("trust", "finish", "the new CA does not sign yet: run .*=sign first"),
+    ("sign", "trust", "the new CA already signs .* the next phase is finish"),
+])
+def test_a_phase_out_of_order_is_refused_and_nothing_changes(tmp_path, first, phase, refusal):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    for step in {"trust": ["trust"], "sign": ["trust", "sign"]}.get(first, []):
+        ensure(folder, rotation=step)
+    before = digest(folder)
+    with pytest.raises(pki.PkiError, match=refusal):
+        ensure(folder, rotation=phase)
+    assert digest(folder) == before
+
+
+def test_finish_with_no_rotation_under_way_changes_nothing(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    before = digest(folder)
+    assert not ensure(folder, rotation="finish")["changed"] and digest(folder) == before
+
+
+def test_a_sign_run_stopped_between_its_two_moves_is_finished_by_running_sign_again(tmp_path):
+    folder = tmp_path / "pki"
+    ensure(folder)
+    ensure(folder, rotation="trust")
+    new_ca = (folder / "ca-next.crt").read_text()
+    (folder / "ca-next.key").replace(folder / "ca.key")  # the first move done, the second not
+    with pytest.raises(pki.PkiError, match="stopped half-way in its sign phase: run .*=sign again"):
+        ensure(folder)
+    resumed = ensure(folder, rotation="sign")
+    assert resumed["changed"] and (folder / "ca.crt").read_text() == new_ca and resumed["rotation_state"] == "signing"
+    assert not (folder / "ca-next.crt").exists()
+
+
+def test_pem_bundles_split_into_their_certificates(ca):
+    one = ca[0].public_bytes(pki.serialization.Encoding.PEM).decode()
+    assert len(pki.split_pems(one + "\n" + one)) == 2 and pki.split_pems("") == []
+    assert pki.strangers({"m1": one + one}, one) == [] and pki.lacking({"m1": "", "m2": one}, one) == ["m1"]
