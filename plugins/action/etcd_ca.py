@@ -30,6 +30,9 @@ class ActionModule(ActionBase):
         except etcd_pki.PkiError as e:
             raise AnsibleActionFail("Refused, nothing changed: %s" % e)
         result.update(done)
+        if self._task.diff and done["actions"]:
+            result["diff"] = {"before_header": self._task.args.get("dir", ""), "after_header": self._task.args.get("dir", ""),
+                              "before": "", "after": "".join("%s\n" % a for a in done["actions"])}
         return result
 
     def _ensure(self, a: Dict[str, Any], check: bool) -> Dict[str, Any]:
