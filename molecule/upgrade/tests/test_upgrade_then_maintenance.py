@@ -118,7 +118,9 @@ def test_nospace_is_recovered_and_every_write_before_it_is_kept(tmp_path):
     assert admin("etcdctl put /maintenance/after ok").stdout.strip() == "OK"
     kept = admin("etcdctl get /maintenance/keep/ --prefix --keys-only | grep -c keep").stdout.strip()
     last = admin("etcdctl get /maintenance/fill --print-value-only | head -n 1").stdout.strip()
-    assert (int(kept), last) == (30, str(acked))
+    # The put that raised the alarm may be stored too: etcd's quota check runs after the apply
+    # and answers "database space exceeded" for a write it has kept. Nothing acknowledged is lost.
+    assert int(kept) == 30 and last in (str(acked), str(acked + 1)), (kept, last, acked)
     sizes = [s["Status"]["dbSize"] for s in json.loads(admin("etcdctl endpoint status --cluster -w json").stdout)]
     assert len(sizes) == 3 and max(sizes) < 12 * MIB, sizes  # the history went, not just free pages
     again = maintenance(tmp_path / "again", "-e", "etcd_maintenance_mode=nospace")
