@@ -10,7 +10,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -95,33 +95,40 @@ def cluster_healthy(member: str) -> bool:
 
 
 def run_site(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str,
-             playbook: str = "site", drill_hosts: Sequence[str] = ()) -> subprocess.CompletedProcess:
+             playbook: str = "site", drill_hosts: Sequence[str] = (),
+             groups: Optional[Mapping[str, Sequence[str]]] = None) -> subprocess.CompletedProcess:
     """Run controlplane.etcd.site (or another playbook) against a custom inventory of the scenario's hosts.
 
     The collection is whichever copy the scenario's ANSIBLE_COLLECTIONS_PATH holds (the
     checkout, or the installed artifact), exactly as an operator would run it.
     """
-    argv, env = playbook_command(tmp_path, hosts, *extra, playbook=playbook, drill_hosts=drill_hosts)
+    argv, env = playbook_command(tmp_path, hosts, *extra, playbook=playbook, drill_hosts=drill_hosts, groups=groups)
     return subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env, cwd=str(PROJECT))
 
 
 def playbook_command(tmp_path: Path, hosts: Mapping[str, Mapping[str, str]], *extra: str,
-                     playbook: str = "site", drill_hosts: Sequence[str] = ()) -> Tuple[List[str], Dict[str, str]]:
+                     playbook: str = "site", drill_hosts: Sequence[str] = (),
+                     groups: Optional[Mapping[str, Sequence[str]]] = None) -> Tuple[List[str], Dict[str, str]]:
     """(argv, environment) of run_site's ansible-playbook run, for a test that watches it live.
 
     Per-host overrides are merged into copies of the scenario's host_vars files (host_vars
     files beat variables written inline in an inventory, so they must go there). drill_hosts
-    (scenario host names) form the etcd_drill group.
+    (scenario host names) form the etcd_drill group; groups adds other groups (name -> hosts), such
+    as etcd_retired.
     """
     # A folder per run: a test may run several playbooks.
     tmp_path.mkdir(parents=True, exist_ok=True)
     inventory = Path(tempfile.mkdtemp(prefix="inventory-", dir=str(tmp_path)))
     (inventory / "host_vars").mkdir()
     lines = ["all:", "  children:", "    etcd:", "      hosts:"]
-    every = dict(hosts, **{h: {} for h in drill_hosts})
+    others = {name: list(members) for name, members in (groups or {}).items()}
+    every = {h: {} for members in [drill_hosts, *others.values()] for h in members}
+    every.update(hosts)
     lines += ["        %s: {}" % host for host in hosts]
     if drill_hosts:
         lines += ["    etcd_drill:", "      hosts:"] + ["        %s: {}" % host for host in drill_hosts]
+    for name, members in others.items():
+        lines += ["    %s:" % name, "      hosts:"] + ["        %s: {}" % host for host in members]
     for host, overrides in every.items():
         source = INVENTORY / "host_vars" / ("%s.yml" % host)
         variables = yaml.safe_load(source.read_text()) if source.exists() else {}

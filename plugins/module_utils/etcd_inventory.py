@@ -358,11 +358,13 @@ def preflight_report(
         warnings.extend(extra["warnings"])
     initialized = [str(m.get("name")) for m in members if m.get("initialized")]
     fresh = [str(m.get("name")) for m in members if not m.get("initialized")]
-    if initialized and fresh:
+    running = [m for m in members if str(m.get("service_active")).lower() not in ("false", "0", "none", "")]
+    # With members running, new hosts join as learners (etcd_membership); with none, they cannot.
+    if initialized and fresh and not running:
         problems.append(
-            "%s already hold cluster data but %s do not: adding members to a running cluster is a "
-            "member replacement (learner join), not provisioning; remove the new hosts from the "
-            "inventory and add them with the member-replacement playbook"
+            "%s already hold cluster data but %s do not, and no member runs: new hosts join a running "
+            "cluster only (as learners). Start the cluster first (systemctl start etcd on its members, or "
+            "playbooks/site.yml with them alone in the inventory), then run again"
             % (", ".join(initialized), ", ".join(fresh))
         )
     return report

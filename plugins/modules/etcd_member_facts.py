@@ -114,6 +114,14 @@ running_timeouts:
   returned: always
   type: dict
   sample: {"heartbeat_interval": 100, "election_timeout": 1500}
+bootstrap:
+  description:
+    - C(initial_cluster) and C(initial_cluster_state) from O(config_file), each only where set.
+    - etcd reads them only when it starts without data, so a member keeps the ones it started with
+      (a member that joined a running cluster has its own).
+  returned: always
+  type: dict
+  sample: {"initial_cluster": "etcd-1=https://10.0.0.1:2380", "initial_cluster_state": "new"}
 checksums:
   description: SHA-256 of each of I(checksum_paths), an empty string for a missing file.
   returned: always
@@ -142,6 +150,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_config import running_timeouts
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_files import file_sha256
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_membership import bootstrap_settings
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import installed_version_from_output
 
 
@@ -236,14 +245,16 @@ def main() -> None:
     except ImportError:
         has_cryptography = False
 
-    timeouts = {}
+    timeouts, bootstrap = {}, {}
     if os.path.isfile(module.params["config_file"]):
         with open(module.params["config_file"], encoding="utf-8", errors="replace") as config:
-            timeouts = running_timeouts(config.read())
+            text = config.read()
+        timeouts, bootstrap = running_timeouts(text), bootstrap_settings(text)
 
     module.exit_json(
         changed=False,
         running_timeouts=timeouts,
+        bootstrap=bootstrap,
         free_bytes=free_bytes(module.params["data_dir"]),
         listening_ports=listening_ports(),
         clock_synchronized=clock_state(module),

@@ -61,11 +61,13 @@ def test_mixed_versions_and_running_version_change_refused():
     assert len(problems) == 3 and all("upgrade" in p for p in problems)
 
 
-def test_partial_cluster_refused():
+def test_new_hosts_beside_a_stopped_cluster_are_refused_but_join_a_running_one():
     partial = [member("a", "10.0.0.1", initialized=True), member("b", "10.0.0.2", initialized=True),
                member("c", "10.0.0.3")]
     problems = preflight_report(partial)["problems"]
-    assert len(problems) == 1 and "member replacement" in problems[0]
+    assert len(problems) == 1 and "no member runs: new hosts join a running cluster only" in problems[0]
+    partial[0]["service_active"] = True  # etcd_membership decides who joins
+    assert preflight_report(partial)["problems"] == []
 
 
 def test_empty_group_refused():

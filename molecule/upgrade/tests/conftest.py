@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
 import harness  # noqa: E402
 
 MEMBERS = {"u1": "172.31.243.11", "u2": "172.31.243.12", "u3": "172.31.243.13"}
-harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory")
+# Outside the cluster until the scaling and replacement tests (test_upgrade_then_scale_and_replace.py).
+SPARES = {"u4": "172.31.243.14", "u5": "172.31.243.15"}
+harness.configure(MEMBERS, Path(__file__).resolve().parents[1] / "inventory", others=list(SPARES.values()))
 WRITER = Path(__file__).resolve().parents[2] / "common" / "writer.py"
 ENDPOINTS = ",".join("https://%s:2379" % a for a in MEMBERS.values())
 
