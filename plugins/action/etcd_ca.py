@@ -83,8 +83,8 @@ class ActionModule(ActionBase):
             if problems:
                 raise etcd_pki.PkiError("%s: %s" % (crt_path, "; ".join(problems)))
         # During a CA rotation members trust the old CA, the bundle or (once finished) the new one.
-        known = "".join(p.decode() for p in (etcd_pki.read_file(os.path.join(d, n)) for n in
-                                              (etcd_pki.NEXT_CRT, etcd_pki.TRUST_BUNDLE)) if p)
+        extra = [etcd_pki.read_file(os.path.join(d, n)) for n in (etcd_pki.NEXT_CRT, etcd_pki.TRUST_BUNDLE)]
+        known = "".join(p.decode() for p in extra if p)
         others = etcd_pki.strangers(a["member_cas"], ca_pem + known)
         if others:
             raise etcd_pki.PkiError(

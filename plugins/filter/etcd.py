@@ -172,6 +172,7 @@ def etcd_links(names: Sequence[str], target_dir: str, link_dir: str) -> list[dic
     """etcd_files entries linking link_dir/<name> to target_dir/<name> for each name."""
     return [{"path": "%s/%s" % (link_dir, n), "state": "link", "src": "%s/%s" % (target_dir, n)} for n in names]
 
+
 def etcd_pem_subjects(pem: str) -> list[str]:
     """The common names of the certificates in a PEM file or bundle, in order."""
     if etcd_pki.CRYPTOGRAPHY_ERROR:

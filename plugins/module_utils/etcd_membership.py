@@ -105,8 +105,8 @@ def membership_problems(status: Optional[Mapping[str, Any]], members: Sequence[M
         if not c.get("name"):
             problems.append(
                 "the cluster has a member added but never started (id %s, peer %s) that no inventory host is: "
-                "remove it with %s%s, or put its host in the inventory" % (c.get("id_hex"), ", ".join(_urls(c)), REMOVE,
-                                                                        c.get("id_hex")))
+                "remove it with %s%s, or put its host in the inventory"
+                % (c.get("id_hex"), ", ".join(_urls(c)), REMOVE, c.get("id_hex")))
         else:
             problems.append(
                 "member %s (peer %s) is in the cluster but no host of the inventory has it: put its host back in the "
