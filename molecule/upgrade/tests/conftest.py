@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
 
@@ -94,6 +94,26 @@ class Writer:
         report = json.loads(answer.stdout)
         assert answer.returncode == 0, (report, answer.stderr)
         return report
+
+
+def under_load(writer: Writer, run: Callable[[], subprocess.CompletedProcess],
+               no_failed_attempt: bool) -> subprocess.CompletedProcess:
+    """Run a playbook while the writer writes. No acknowledged write may be lost; with
+    no_failed_attempt not even one attempt may fail. A restart or a removal closes the writer's
+    connection to that member: the attempt is retried on the next one, and the stall stays short."""
+    writer.start()
+    try:
+        result = run()
+    finally:
+        report = writer.stop()
+    assert result.returncode == 0, " ".join((result.stdout + result.stderr).split())[-3000:]
+    summary = {k: report[k] for k in ("failed_attempts", "longest_stall_ms", "attempts")}
+    print("writer:", summary)
+    assert len(report["acked"]) > 50, summary
+    assert report["failed_attempts"] == 0 if no_failed_attempt else report["longest_stall_ms"] < 10000, summary
+    checked = writer.verify()
+    assert checked["missing_count"] == 0 and checked["present"] == len(report["acked"]), checked
+    return result
 
 
 def playbook_env() -> Dict[str, str]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 import subprocess
 
-from conftest import MEMBERS, SPARES
+from conftest import MEMBERS, SPARES, under_load
 
 from harness import etcdctl_json, run_site, snapshot, ssh
 from test_upgrade_then_rotate_certs import CLUSTER, flat, writer_in
 
 THREE = {"u1": {}, "u2": {}, "u3": {}}
 FIVE = dict(THREE, u4={}, u5={})
+PREFIX = "/writer/scale/"
 
 
 def site(tmp_path, hosts, *extra: str, playbook: str = "site", retired=()) -> subprocess.CompletedProcess:
@@ -41,24 +42,8 @@ def unchanged(result: subprocess.CompletedProcess) -> bool:
     return not re.search(r"changed=[1-9]", result.stdout)
 
 
-def under_load(folder, run, no_failed_attempt: bool) -> subprocess.CompletedProcess:
-    writer = writer_in(folder, "/writer/scale/").start()
-    try:
-        result = run()
-    finally:
-        report = writer.stop()
-    assert result.returncode == 0, flat(result)[-3000:]
-    summary = {k: report[k] for k in ("failed_attempts", "longest_stall_ms", "attempts")}
-    print("writer:", summary)
-    assert len(report["acked"]) > 50, summary
-    assert report["failed_attempts"] == 0 if no_failed_attempt else report["longest_stall_ms"] < 10000, summary
-    checked = writer.verify()
-    assert checked["missing_count"] == 0 and checked["present"] == len(report["acked"]), checked
-    return result
-
-
 def test_scaling_to_five_adds_learners_one_at_a_time_and_a_rerun_changes_nothing(tmp_path):
-    scaled = under_load(tmp_path / "writer", lambda: site(tmp_path / "five", FIVE), no_failed_attempt=True)
+    scaled = under_load(writer_in(tmp_path / "writer", PREFIX), lambda: site(tmp_path / "five", FIVE), no_failed_attempt=True)
     out = flat(scaled)
     assert members() == {name: False for name in FIVE}, members()
     assert out.index("stays as it is): u4") < out.index("in sync with the leader: u4") < out.index("stays as it is): u5"), out[-3000:]
@@ -81,8 +66,10 @@ def test_removing_members_still_in_the_inventory_is_refused_and_nothing_changes(
 
 
 def test_scaling_back_to_three_removes_one_at_a_time_and_retires_the_hosts(tmp_path):
-    under_load(tmp_path / "writer", lambda: site(tmp_path / "three", THREE, "-e", "etcd_member_remove=u5,u4",
-                                                 playbook="remove_member", retired=SPARES), no_failed_attempt=False)
+    under_load(writer_in(tmp_path / "writer", PREFIX),
+               lambda: site(tmp_path / "three", THREE, "-e", "etcd_member_remove=u5,u4", playbook="remove_member",
+                            retired=SPARES),
+               no_failed_attempt=False)
     assert members() == {name: False for name in THREE}, members()
     for spare in SPARES:
         assert on(spare, "systemctl is-active etcd; systemctl is-enabled etcd").split() == ["inactive", "disabled"]
@@ -107,8 +94,9 @@ def test_removing_a_member_while_another_is_down_is_refused_and_nothing_changes(
 
 def test_a_member_is_replaced_under_load_new_one_first_then_the_old_one_removed(tmp_path):
     new = {"u1": {}, "u2": {}, "u4": {}}
-    replaced = under_load(tmp_path / "writer", lambda: site(tmp_path / "replace", new, "-e", "etcd_member_replace=u3",
-                                                            playbook="replace_member", retired=["u3"]),
+    replaced = under_load(writer_in(tmp_path / "writer", PREFIX),
+                          lambda: site(tmp_path / "replace", new, "-e", "etcd_member_replace=u3", playbook="replace_member",
+                                       retired=["u3"]),
                           no_failed_attempt=False)
     out = flat(replaced)
     # u3 was healthy: the cluster never had fewer voting members than three.
