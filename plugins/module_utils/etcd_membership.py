@@ -83,10 +83,23 @@ def label(member: Mapping[str, Any]) -> str:
     return str(member.get("name") or member.get("id_hex") or "?")
 
 
+# A joiner receives the leader's database file whole (free pages included): near the quota it
+# would raise NOSPACE as it starts.
+JOIN_QUOTA_SHARE = 0.8
+
+
 def membership_problems(status: Optional[Mapping[str, Any]], members: Sequence[Mapping[str, Any]],
-                        peer_port: int = 2380, remove: Sequence[str] = ()) -> List[str]:
+                        peer_port: int = 2380, remove: Sequence[str] = (), quota_bytes: int = 0) -> List[str]:
     """What stops a run on a running cluster whose membership and inventory differ."""
     problems, remove = [], names(remove)
+    sizes = [int(c.get("db_size") or 0) for c in _cluster(status)]
+    if quota_bytes and sizes and max(sizes) >= JOIN_QUOTA_SHARE * int(quota_bytes) and any(
+            join_state(status, m, peer_port) == "join" for m in members):
+        problems.append(
+            "a member's database file is %d MiB, %d%% of the %d MiB quota: a new member receives it whole and would "
+            "raise NOSPACE as it starts. Defragment first (playbooks/maintenance.yml) or raise "
+            "etcd_quota_backend_bytes, then run again" % (max(sizes) >> 20, 100 * max(sizes) // int(quota_bytes),
+                                                          int(quota_bytes) >> 20))
     for m in members:
         state = join_state(status, m, peer_port)
         if state == "foreign":

@@ -59,6 +59,14 @@ def test_a_member_missing_from_the_inventory_is_refused_unless_being_removed():
     assert "added but never started (id a9" in mb.membership_problems(half, [inv(1), inv(2), inv(3)])[0]
 
 
+def test_a_join_is_refused_when_the_database_is_near_the_quota():
+    big = status(dict(row(1), db_size=90 << 20), row(2), row(3))
+    refused = mb.membership_problems(big, [inv(1), inv(2), inv(3), inv(4, False)], quota_bytes=100 << 20)
+    assert len(refused) == 1 and "90 MiB, 90% of the 100 MiB quota" in refused[0]
+    assert mb.membership_problems(big, [inv(1), inv(2), inv(3)], quota_bytes=100 << 20) == []  # nobody joins
+    assert mb.membership_problems(big, [inv(1), inv(2), inv(3), inv(4, False)], quota_bytes=1 << 30) == []
+
+
 def test_an_inventory_of_another_cluster_is_refused():
     assert any("not the cluster's" in p for p in mb.membership_problems(THREE, [inv(7, False), inv(8, False)]))
 

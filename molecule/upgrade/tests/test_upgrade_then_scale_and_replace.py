@@ -16,8 +16,11 @@ import subprocess
 from conftest import MEMBERS, SPARES, under_load
 
 from harness import etcdctl_json, run_site, snapshot, ssh
-from test_upgrade_then_rotate_certs import CLUSTER, flat, writer_in
+from test_upgrade_then_rotate_certs import flat, writer_in
 
+# The maintenance tests left a 24 MiB quota: a joiner receives the leader's database file whole,
+# so the first test here gives the cluster its default quota back.
+CLUSTER = ["-e", "etcd_version=3.5.30", "-e", "etcd_rbac_enabled=true"]
 THREE = {"u1": {}, "u2": {}, "u3": {}}
 FIVE = dict(THREE, u4={}, u5={})
 PREFIX = "/writer/scale/"
@@ -40,6 +43,17 @@ def on(host: str, command: str) -> str:
 
 def unchanged(result: subprocess.CompletedProcess) -> bool:
     return not re.search(r"changed=[1-9]", result.stdout)
+
+
+def test_a_join_near_the_quota_is_refused_and_nothing_changes(tmp_path):
+    before = snapshot()
+    small = ["-e", "etcd_quota_backend_bytes=%d" % (1 << 20)]  # every database is above 80% of 1 MiB
+    refused = run_site(tmp_path, FIVE, "-e", "etcd_version=3.5.30", "-e", "etcd_rbac_enabled=true", *small)
+    out = flat(refused)
+    assert refused.returncode != 0 and "a new member receives it whole and would raise NOSPACE" in out, out[-3000:]
+    assert unchanged(refused) and snapshot() == before and len(members()) == 3
+    roomy = site(tmp_path / "roomy", THREE)  # the default quota: one rolling restart
+    assert roomy.returncode == 0, flat(roomy)[-3000:]
 
 
 def test_scaling_to_five_adds_learners_one_at_a_time_and_a_rerun_changes_nothing(tmp_path):
