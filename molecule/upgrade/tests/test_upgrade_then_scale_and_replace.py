@@ -6,7 +6,8 @@ In file order: site.yml with u4 and u5 in the inventory adds them one at a time 
 backups and node metrics follow them) with no failed write, and a re-run changes nothing;
 removing them while still in the inventory is refused; removing them (out of the inventory, in
 etcd_retired) takes the cluster back to three, their etcd stopped and data moved aside; removing
-a member while another is down is refused and nothing changes; replacing u3 by u4 under load.
+a member while another is down is refused and nothing changes; a replacement of an unknown member
+or of one still in the inventory is refused and nothing changes; replacing u3 by u4 under load.
 """
 from __future__ import annotations
 
@@ -104,6 +105,18 @@ def test_removing_a_member_while_another_is_down_is_refused_and_nothing_changes(
     finally:
         ssh("u2", "sudo systemctl start etcd")
     assert members() == {name: False for name in THREE}
+
+
+def test_a_replacement_of_an_unknown_member_or_one_still_in_the_inventory_is_refused(tmp_path):
+    before, spare_before = snapshot(), on("u4", "systemctl is-active etcd; sudo ls /var/lib/etcd")
+    for hosts, name, refusal in (({"u1": {}, "u2": {}, "u3": {}, "u4": {}}, "u3", "u3 is the member of inventory host u3"),
+                                 ({"u1": {}, "u2": {}, "u4": {}}, "u9", "u9 is not a member of this cluster")):
+        refused = site(tmp_path / name, hosts, "-e", "etcd_member_replace=%s" % name, playbook="replace_member")
+        out = flat(refused)
+        assert refused.returncode != 0 and "Refused, nothing changed" in out and refusal in out, out[-3000:]
+        assert unchanged(refused)
+    assert snapshot() == before and len(members()) == 3
+    assert on("u4", "systemctl is-active etcd; sudo ls /var/lib/etcd") == spare_before  # the new host untouched
 
 
 def test_a_member_is_replaced_under_load_new_one_first_then_the_old_one_removed(tmp_path):
