@@ -27,15 +27,15 @@ def _https(host: str, port: int) -> str:
     return "https://%s:%d" % (host, port)
 
 
-def initial_cluster(members: list[Mapping[str, Any]], peer_port: int = 2380) -> str:
-    """'name=https://addr:2380,...' in the given order; every member must render it identically.
+def peer_url(member: Mapping[str, Any], peer_port: int = 2380) -> str:
+    """A member's advertised peer URL: its own peer_url (a proxy or relay in front of it) wins
+    over its address."""
+    return str(member.get("peer_url") or _https(str(member["address"]), int(member.get("peer_port", peer_port))))
 
-    A member's own peer_url (a proxy or relay in front of it) wins over its address.
-    """
-    return ",".join(
-        "%s=%s" % (m["name"], m.get("peer_url") or _https(str(m["address"]), int(m.get("peer_port", peer_port))))
-        for m in members
-    )
+
+def initial_cluster(members: list[Mapping[str, Any]], peer_port: int = 2380) -> str:
+    """'name=https://addr:2380,...' in the given order; every member must render it identically."""
+    return ",".join("%s=%s" % (m["name"], peer_url(m, peer_port)) for m in members)
 
 
 def timing_problems(heartbeat_ms: int, election_ms: int) -> list[str]:

@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_config import peer_url
+
 REMOVE = "playbooks/remove-member.yml -e etcd_member_remove="
-
-
-def peer_url(member: Mapping[str, Any], peer_port: int = 2380) -> str:
-    """A member's advertised peer URL (its own peer_url wins, as in etcd_config.initial_cluster)."""
-    if member.get("peer_url"):
-        return str(member["peer_url"])
-    address = str(member["address"])
-    host = "[%s]" % address if ":" in address and not address.startswith("[") else address
-    return "https://%s:%d" % (host, int(member.get("peer_port", peer_port)))
 
 
 def _true(value: Any) -> bool:
