@@ -266,14 +266,14 @@ def render_metrics(state: State, interval_seconds: int) -> str:
     }
     lines = []
     for name, kind, text in METRICS_HELP:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {_num(values[name])}"]
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {metric_value(values[name])}"]
     name = "etcd_backup_failures_total"
     lines += [f"# HELP {name} Failed backup runs, by the step that failed.", f"# TYPE {name} counter"]
     lines += [f'{name}{{stage="{s}"}} {state.failures.get(s, 0)}' for s in STAGES]
     return "\n".join(lines) + "\n"
 
 
-def _num(value: float) -> str:
+def metric_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
 
 
@@ -419,7 +419,7 @@ class Job:
         for f in (name, name + ".sha256"):
             rc, out, err = self.rclone("copyto", os.path.join(self.cfg.directory, f), f"{base}/{f}")
             if rc != 0:
-                raise BackupError("upload", f"rclone copyto {f} failed: {_last_line(err or out)}")
+                raise BackupError("upload", f"rclone copyto {f} failed: {last_line(err or out)}")
         rc, out, err = self.rclone("lsjson", f"{base}/{name}")
         listed = json.loads(out) if rc == 0 and out.strip() else []
         size = os.path.getsize(os.path.join(self.cfg.directory, name))
@@ -430,7 +430,7 @@ class Job:
         base = self.cfg.remote.rstrip("/")
         rc, out, err = self.rclone("lsf", "--files-only", base)
         if rc != 0:
-            raise BackupError("upload", f"rclone lsf failed: {_last_line(err or out)}")
+            raise BackupError("upload", f"rclone lsf failed: {last_line(err or out)}")
         names = [ln.strip() for ln in out.splitlines() if ln.strip()]
         _keep, prune = retention_plan(names, self.cfg.cluster, self.cfg.remote_keep_last,
                                       self.cfg.remote_keep_daily, _utc(self.now()))
@@ -439,7 +439,7 @@ class Job:
                 if f in names:
                     rc, out, err = self.rclone("deletefile", f"{base}/{f}")
                     if rc != 0:
-                        raise BackupError("upload", f"rclone deletefile {f} failed: {_last_line(err or out)}")
+                        raise BackupError("upload", f"rclone deletefile {f} failed: {last_line(err or out)}")
         return prune
 
     def prune_local(self) -> Tuple[List[str], int]:
@@ -593,6 +593,6 @@ def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).replace(microsecond=0)
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"

@@ -46,12 +46,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.controlplane.etcd.plugins.module_utils import etcd_pki as pki
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_backup import (
-    _last_line, _num, file_digests, parse_snapshot_name, write_atomic)
+    file_digests, last_line, metric_value, parse_snapshot_name, write_atomic)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_restore import (
     latest_verified, restore_argv, restore_tool)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_snapshot import SnapshotError, read_snapshot
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import (
-    FLAG_ENV, Etcdctl, _format, command_error, iter_json_docs, parse_endpoint_health, parse_endpoint_status)
+    FLAG_ENV, Etcdctl, command_error, iter_json_docs, parse_endpoint_health, parse_endpoint_status, table_lines)
 
 # run(argv, environ_update=None) -> (rc, stdout, stderr); AnsibleModule.run_command fits.
 Runner = Callable[..., Tuple[int, str, str]]
@@ -512,7 +512,7 @@ def render_metrics(cluster: str, state: Mapping[str, Any], ok: bool, finished: f
     lines = []
     for name, kind, text in METRICS_HELP:
         lines += ["# HELP %s %s" % (name, text), "# TYPE %s %s" % (name, kind),
-                  "%s%s %s" % (name, label, _num(values[name]))]
+                  "%s%s %s" % (name, label, metric_value(values[name]))]
     return "\n".join(lines) + "\n"
 
 
@@ -533,7 +533,7 @@ def format_table(report: Mapping[str, Any]) -> str:
              "expected: revision %d, %d live keys, %d members"
              % (report["revision"], report["keys"], report["members"]), ""]
     if len(rows) > 1:
-        lines += _format(rows) + [""]
+        lines += table_lines(rows) + [""]
     lines += ["restore %s + start %s = RTO %s (copying the snapshot not included); RPO %s"
               % (_seconds(report["restore_seconds"]), _seconds(report["start_seconds"]),
                  _seconds(report["rto_seconds"]), _seconds(report["rpo_seconds"])),
@@ -751,7 +751,7 @@ def _fetch_latest(base: Settings, remote: str, rclone: List[str], incoming: str,
     """
     rc, out, err = _rclone(run, rclone + ["lsf", "--files-only", remote])
     if rc != 0:
-        return "cannot list %s: rclone lsf failed (rc %d): %s" % (remote, rc, _last_line(err or out))
+        return "cannot list %s: rclone lsf failed (rc %d): %s" % (remote, rc, last_line(err or out))
     # parse_snapshot_name's pattern admits no "/": a listed name cannot lead out of incoming/.
     name = latest_verified(out.splitlines(), base.cluster)
     if name is None:
@@ -764,7 +764,7 @@ def _fetch_latest(base: Settings, remote: str, rclone: List[str], incoming: str,
         copies.append(os.path.join(incoming, f))
         rc, out, err = _rclone(run, rclone + ["copyto", "%s/%s" % (remote, f), copies[-1]])
         if rc != 0:
-            return "cannot copy %s/%s: rclone copyto failed (rc %d): %s" % (remote, f, rc, _last_line(err or out))
+            return "cannot copy %s/%s: rclone copyto failed (rc %d): %s" % (remote, f, rc, last_line(err or out))
     with open(copies[1], encoding="utf-8", errors="replace") as fh:
         recorded = (fh.read().split() or [""])[0].lower()
     if not SHA256_RE.match(recorded):

@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import _format, _human_bytes
+from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_status import human_bytes, table_lines
 
 __all__ = ["DEFAULT_LIMITS", "ETCD_DEFAULT_QUOTA", "go_duration_ms", "parse_not_after", "human_age", "cert_row",
            "health_report", "format_report"]
@@ -223,8 +223,8 @@ def _member_row(m: Mapping[str, Any], info: Mapping[str, Any], leader: Optional[
                if in_use / quota <= lim["db_quota_ratio"] else
                "the data itself is this large: delete keys or raise etcd_quota_backend_bytes and run playbooks/site.yml")
         attention.append("%s: db size %s is %.0f%% of the %s quota (limit %.0f%%, in use %s): %s"
-                         % (label, _human_bytes(db_size), ratio * 100, _human_bytes(quota),
-                            lim["db_quota_ratio"] * 100, _human_bytes(in_use), fix))
+                         % (label, human_bytes(db_size), ratio * 100, human_bytes(quota),
+                            lim["db_quota_ratio"] * 100, human_bytes(in_use), fix))
 
     lag: Optional[int] = None
     if reachable and leader is not None:
@@ -421,9 +421,9 @@ def _table_row(row: Mapping[str, Any]) -> List[str]:
         _human_ms(row["took_ms"]),
         leader if up else "-",
         row["version"] or "-",
-        ("%s / %s (%.0f%%)" % (_human_bytes(row["db_size"]), _human_bytes(row["db_size_quota"]),
+        ("%s / %s (%.0f%%)" % (human_bytes(row["db_size"]), human_bytes(row["db_size_quota"]),
                                row["quota_ratio"] * 100)) if up else "-",
-        _human_bytes(row["db_size_in_use"]) if up else "-",
+        human_bytes(row["db_size_in_use"]) if up else "-",
         str(row["applied_lag"]) if row["applied_lag"] is not None else "-",
         _certs_cell(row["cert_expiry"]),
     ]
@@ -433,7 +433,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     """The report for a terminal: verdict, member table, alarms, backups, drills, attention items."""
     attention = report.get("attention") or []
     lines = ["etcd cluster health: " + ("OK" if not attention else "NEEDS ATTENTION (%d)" % len(attention)), ""]
-    lines += _format([list(COLUMNS)] + [_table_row(r) for r in report.get("members") or []])
+    lines += table_lines([list(COLUMNS)] + [_table_row(r) for r in report.get("members") or []])
     lines.append("")
     alarms = (report.get("cluster") or {}).get("alarms") or []
     lines.append("alarms:             " + (", ".join("%s on %s" % (a["alarm"], a["member"]) for a in alarms)

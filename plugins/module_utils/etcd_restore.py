@@ -18,7 +18,7 @@ import shutil
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_backup import (
-    file_digests, fsync_dir, parse_snapshot_name, write_atomic)
+    file_digests, fsync_dir, last_line, parse_snapshot_name, write_atomic)
 from ansible_collections.controlplane.etcd.plugins.module_utils.etcd_versions import at_least, parse_version
 
 # recovery.md: 1'000'000'000 revisions cover a week-old snapshot below 1500 writes/s.
@@ -261,7 +261,7 @@ def restore_member(state_dir: str, sha256: str, stamp: str, data_dir: str, wal_d
                     shutil.rmtree(scratch)  # a killed earlier attempt's output, made from the snapshot
             rc, out, err = run(restore_command(p["scratch"], p.get("scratch_wal", "")))
             if rc != 0:
-                raise RestoreError("snapshot restore failed (rc %d): %s" % (rc, _last_line(err or out)))
+                raise RestoreError("snapshot restore failed (rc %d): %s" % (rc, last_line(err or out)))
             for scratch in (p["scratch"], p.get("scratch_wal")):
                 if scratch:
                     own(scratch)
@@ -384,11 +384,6 @@ def remove_first_start(config_file: str, dropin_dir: str) -> bool:
             os.unlink(path)
             removed = True
     return removed
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
 
 
 def place_copy(staged: Optional[str], dest: str, sha256: str) -> Dict[str, Any]:

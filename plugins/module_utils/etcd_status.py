@@ -24,7 +24,7 @@ __all__ = [
     "Probe", "MemberStatus", "ClusterStatus", "Etcdctl",
     "iter_json_docs", "parse_member_list", "parse_endpoint_status", "parse_endpoint_health",
     "parse_status_failures", "command_error", "id_hex", "build_cluster_status", "probe",
-    "collect", "FLAG_ENV", "client_argument_spec", "format_table",
+    "collect", "FLAG_ENV", "client_argument_spec", "format_table", "human_bytes", "table_lines",
 ]
 
 # (argv, environ_update=...) -> (rc, stdout, stderr), like AnsibleModule.run_command.
@@ -785,7 +785,7 @@ COLUMNS = ("NAME", "ENDPOINT", "ID", "VERSION", "LEADER", "LEARNER", "HEALTHY",
            "REVISION", "RAFT TERM", "DB SIZE")
 
 
-def _human_bytes(n: Any) -> str:
+def human_bytes(n: Any) -> str:
     try:
         size = float(n)
     except (TypeError, ValueError):
@@ -814,11 +814,11 @@ def _row(m: Mapping[str, Any]) -> List[str]:
         _yes(m.get("healthy")),
         str(m.get("revision")) if reachable else "-",
         str(m.get("raft_term")) if reachable else "-",
-        _human_bytes(m.get("db_size")) if reachable else "-",
+        human_bytes(m.get("db_size")) if reachable else "-",
     ]
 
 
-def _format(rows: Sequence[Sequence[str]]) -> List[str]:
+def table_lines(rows: Sequence[Sequence[str]]) -> List[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
 
@@ -828,7 +828,7 @@ def format_table(status: Mapping[str, Any]) -> str:
     if not isinstance(status, Mapping):
         raise TypeError("the status table needs the 'status' dict returned by etcd_status")
     members = status.get("members") or []
-    lines = _format([list(COLUMNS)] + [_row(m) for m in members])
+    lines = table_lines([list(COLUMNS)] + [_row(m) for m in members])
 
     leader = status.get("leader")
     if leader:
