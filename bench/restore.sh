@@ -4,14 +4,17 @@
 #   playbook     playbooks/restore.yml: pin and verify the snapshot, copy it to every member and
 #                check each copy, stop, move aside, restore, start together, check revision,
 #                hashkv and key count on every member
-#   floor        by hand on one member, the snapshot already there: etcdutl snapshot restore
-#                (same flags) plus starting that one member until it answers /health
 #   copy floor   putting the snapshot on every member: a plain ssh cat to each, all at once
-#   check floor  verifying the copy on every member at once, as the playbook must before the
+#   check floor  verifying that copy on every member at once, as the playbook must before the
 #                cluster is touched: sha256sum, then etcdutl snapshot status
+#   floor        by hand on one member, from that copy: etcdutl snapshot restore (same flags)
+#                plus starting that one member until it answers /health
 # The same is measured with a small (~8 MiB) snapshot taken earlier in the run: what the
 # playbook needs beyond its floors there is the fixed overhead (Ansible's tasks and round trips).
 # Target: playbook <= 1.5 x floor + fixed overhead + copy floor + check floor.
+# Each measurement starts after a sync: the containers share the disk and the page cache, and
+# without it whichever runs first would also pay for writing back the
+# gigabytes that filling and taking the snapshot left dirty.
 #
 # Env: SNAPSHOT_MIB (default 1024) database size to fill; KEEP_LAB=1 leaves the cluster running.
 # The lab hosts are recreated fresh at the start and at the end, like the other benches.
@@ -77,25 +80,48 @@ take() {
   find "$1" -name '*.db' | head -n 1
 }
 
-# measure LABEL SNAPSHOT: the playbook, then the floors; appends "label size playbook restore
-# start copy check" to $work/figures.
+# measure LABEL SNAPSHOT: the floors first, as an operator would do it by hand (copy, check,
+# restore one member), into a folder of their own that is removed again, then the playbook,
+# which has to copy the snapshot itself. Appends "label size playbook restore start copy
+# check" to $work/figures.
 measure() {
-  local label=$1 snapshot=$2 name sha t0 playbook copy check restore start
+  local label=$1 snapshot=$2 name sha t0 playbook copy check restore start floor_dir=$STATE_DIR/floor
   name=$(basename "$snapshot")
   sha=$(sha256sum "$snapshot" | cut -d' ' -f1)
-  log "$label: playbooks/restore.yml"
+
+  # Untimed: the first gigabytes written after the fill go slower on this VM (2-3 s for the
+  # copy, whichever measurement came first); a warm-up copy takes that, not a measurement.
+  log "$label: warm-up copy (not timed)"
+  for ip in "${IPS[@]}"; do
+    on "$ip" "sudo sh -c 'mkdir -p -m 0700 $floor_dir && cat > $floor_dir/warm-up && sync && rm $floor_dir/warm-up'" <"$snapshot" &
+  done
+  wait
+
+  log "$label: copy floor: ssh cat to every member at once"
+  sync
   t0=$(now)
-  # profile_tasks: the slowest tasks, printed below, show where the time before the stop goes.
-  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
-    play "restore-$label.log" playbooks/restore.yml -e "etcd_restore_snapshot=$snapshot" -e "etcd_restore_confirm=$sha"
-  playbook=$(since "$t0")
+  for ip in "${IPS[@]}"; do
+    on "$ip" "sudo sh -c 'mkdir -p -m 0700 $floor_dir && cat > $floor_dir/$name'" <"$snapshot" &
+  done
+  wait
+  copy=$(since "$t0")
+
+  log "$label: check floor: sha256sum and snapshot status of that copy on every member at once"
+  sync
+  t0=$(now)
+  for ip in "${IPS[@]}"; do
+    on "$ip" "sudo sh -c 'sha256sum $floor_dir/$name && /usr/local/bin/etcdutl snapshot status $floor_dir/$name' >/dev/null" &
+  done
+  wait
+  check=$(since "$t0")
 
   log "$label: floor: etcdutl snapshot restore + start one member, by hand"
+  sync
   on "${IPS[0]}" "sudo bash -s" >"$work/floor-$label.log" 2>&1 <<SH || die "the floor run failed, see $work/floor-$label.log"
 set -e
 d=/var/lib/etcd-bench-floor; rm -rf \$d
 t0=\$(date +%s.%N)
-/usr/local/bin/etcdutl snapshot restore $STATE_DIR/$name --name floor --data-dir \$d \
+/usr/local/bin/etcdutl snapshot restore $floor_dir/$name --name floor --data-dir \$d \
   --initial-cluster floor=http://127.0.0.1:12380 --initial-cluster-token floor --initial-advertise-peer-urls http://127.0.0.1:12380 \
   --bump-revision 1000000000 --mark-compacted >/dev/null
 t1=\$(date +%s.%N)
@@ -110,22 +136,15 @@ rm -rf \$d
 echo "restore \$(awk "BEGIN {print \$t1 - \$t0}") start \$(awk "BEGIN {print \$t2 - \$t1}")"
 SH
   read -r _ restore _ start < <(tail -n 1 "$work/floor-$label.log")
+  for ip in "${IPS[@]}"; do on "$ip" "sudo rm -rf $floor_dir"; done
 
-  log "$label: copy floor: ssh cat to every member at once"
+  log "$label: playbooks/restore.yml"
+  sync
   t0=$(now)
-  for ip in "${IPS[@]}"; do
-    on "$ip" "sudo sh -c 'cat > $STATE_DIR/floor-copy && rm $STATE_DIR/floor-copy'" <"$snapshot" &
-  done
-  wait
-  copy=$(since "$t0")
-
-  log "$label: check floor: sha256sum and snapshot status of the copy on every member at once"
-  t0=$(now)
-  for ip in "${IPS[@]}"; do
-    on "$ip" "sudo sh -c 'sha256sum $STATE_DIR/$name && /usr/local/bin/etcdutl snapshot status $STATE_DIR/$name' >/dev/null" &
-  done
-  wait
-  check=$(since "$t0")
+  # profile_tasks: the slowest tasks, printed below, show where the time before the stop goes.
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
+    play "restore-$label.log" playbooks/restore.yml -e "etcd_restore_snapshot=$snapshot" -e "etcd_restore_confirm=$sha"
+  playbook=$(since "$t0")
   echo "$label $(stat -c %s "$snapshot") $playbook $restore $start $copy $check" >>"$work/figures"
 }
 
