@@ -10,10 +10,12 @@ short_description: Copy a pinned etcd snapshot from the controller to a host, ch
 description:
   - Sends a snapshot file from the controller to O(dest) on the host, only when the host does
     not already hold a file with the pinned O(sha256). Writes C(<dest>.sha256) beside it.
-  - The file is sent as it is (no checksum passes of C(ansible.builtin.copy) on either side)
-    into the connection's temporary directory, then renamed into place when that is on the
-    same file system. Its SHA-256 is read once on the host; a copy that does not match never
-    reaches O(dest) and the task fails.
+  - The file is sent as it is (no checksum passes of C(ansible.builtin.copy) on either side).
+    Over an ssh connection it is streamed through the connection's own ssh command line into
+    C(cat) beside O(dest) (as fast as C(ssh host cat)); other connections, and ssh or become
+    passwords typed in, use the connection's file transfer into its temporary directory.
+  - The upload is renamed into place when it is on the same file system. Its SHA-256 is read
+    once on the host; a copy that does not match never reaches O(dest) and the task fails.
   - Made for snapshots of a gigabyte or more on the critical path of a restore; small files
     are better served by C(ansible.builtin.copy).
 version_added: "1.0.0"
