@@ -50,9 +50,9 @@ class ActionModule(ActionBase):
             result.update(changed=not probe["present"], sent=False, sha256=probe["sha256"],
                           trailer_ok=probe["trailer_ok"])
             return result
-        ssh = self._ssh_stream(a["dest"] + ".upload")
+        staged = a["dest"] + ".upload"
+        ssh = self._ssh_stream(staged)
         if ssh:
-            staged = a["dest"] + ".upload"
             self._stream(ssh, a["src"], staged)
         else:
             # The task's own temporary folder (TRANSFERS_FILES): Ansible removes it after the task.
